@@ -1,0 +1,160 @@
+"""Index builds on real shards: layout, manifest, limits, bad videos, kill -9 + resume, atomicity."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from v2p.data.shard import open_shard
+from v2p.errors import BadInputError, IndexMismatchError, V2PError
+from v2p.index.build import CRASH_ENV, BuildConfig, build_index
+from v2p.index.store import IndexDir
+
+from conftest import TINY_CLIP
+
+
+def vectors(index) -> np.ndarray:
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def test_index_layout_and_manifest(tiny_clip_index, small_shard):
+    files = sorted(p.name for p in tiny_clip_index.iterdir())
+    assert files == ["manifest.json", "prompts.faiss", "prompts.parquet", "video_frames.npy", "videos.faiss",
+                     "videos.parquet"]
+    m = json.loads((tiny_clip_index / "manifest.json").read_text())
+    assert m["encoder"] == TINY_CLIP and m["dim"] == 64 and m["metric"] == "inner_product"
+    assert m["prompts"] == {"count": 12, "factory": "Flat", "index_file": "prompts.faiss",
+                            "table_file": "prompts.parquet"}
+    assert m["videos"]["count"] == 36 and m["videos"]["generators"] == ["ms", "pika", "vc2"]
+    assert m["videos"]["frames_per_video"] == 8 and m["videos"]["frame_dim"] == 64
+    assert len(m["source"]["prompts"]["sha256"]) == 64
+    assert len(m["source"]["video_sources"]) == 3
+    idx = IndexDir.open(tiny_clip_index)
+    assert idx.video_frames.shape == (36, 8, 64) and idx.video_frames.dtype == np.float16
+    prompts = idx.prompts_table
+    assert {"row", "uuid", "prompt", "prompt_id", "attributes", "toxicity"} <= set(prompts.column_names)
+    videos = idx.videos_table
+    # every video points at the prompt row of its own uuid's prompt
+    pid_of_uuid = dict(zip(prompts.column("uuid").to_pylist(), prompts.column("prompt_id").to_pylist(), strict=True))
+    for uuid, row in zip(videos.column("uuid").to_pylist(), videos.column("prompt_row").to_pylist(), strict=True):
+        assert prompts.column("prompt_id")[row].as_py() == pid_of_uuid[uuid]
+    # pooled vectors are the mean of the stored frames (mean pooling), in float16 precision
+    frames = np.asarray(idx.video_frames, dtype=np.float32)
+    pooled = frames.mean(1)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    assert np.abs(pooled - vectors(idx.videos_index)).max() < 2e-3
+
+
+def test_limit_and_generator_filter(small_shard, tmp_path):
+    cfg = BuildConfig(encoder=TINY_CLIP, videos=True, limit=5, generators=["vc2", "ms"])
+    report = build_index(open_shard(small_shard), tmp_path / "idx", cfg)
+    assert report.prompts == 5 and report.videos == 10
+    assert report.skipped_outside_limit == 14  # 7 prompts beyond the limit x 2 generators
+    assert IndexDir.open(tmp_path / "idx").manifest["videos"]["generators"] == ["ms", "vc2"]
+
+
+def _add_tar(path, members):
+    with tarfile.open(path, "w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_bad_videos_stop_the_build_or_are_counted(small_shard, tmp_path):
+    import csv
+
+    shard = tmp_path / "shard"
+    shutil.copytree(small_shard, shard)
+    with open(shard / "prompts.csv", encoding="utf-8") as fh:
+        first_uuid = list(csv.reader(fh))[1][0]
+    corrupt = (f"t2vz-{first_uuid}.mp4", b"\x00\x00\x00\x18ftypmp42 corrupt")
+    orphan = ("ms-0f8fad5b-d9cb-469f-a165-70867728950e.mp4", b"orphan")
+    _add_tar(shard / "extra_videos_1.tar", [corrupt])
+    with pytest.raises(BadInputError, match=r"extra_videos_1.tar, member t2vz-.*: cannot decode video"):
+        build_index(open_shard(shard), tmp_path / "a", BuildConfig(encoder=TINY_CLIP, videos=True))
+    assert not (tmp_path / "a").exists()  # no half index
+    _add_tar(shard / "extra_videos_1.tar", [corrupt, orphan])
+    with pytest.raises(BadInputError, match=r"member ms-0f8fad5b.*is not in prompts.csv"):
+        build_index(open_shard(shard), tmp_path / "c", BuildConfig(encoder=TINY_CLIP, videos=True))
+    report = build_index(open_shard(shard), tmp_path / "b", BuildConfig(encoder=TINY_CLIP, videos=True, skip_bad=True))
+    assert report.videos == 36
+    assert report.bad["by_reason"] == {"undecodable_video": 1, "unknown_uuid": 1}
+
+
+def _cli_build(shard, out, *extra, env=None):
+    cmd = [sys.executable, "-m", "v2p.cli", "index", "build", str(shard), "--out", str(out), "--encoder", TINY_CLIP,
+           "--videos", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_kill_9_then_resume_equals_uninterrupted_build(small_shard, tmp_path):
+    """A real SIGKILL after a video chunk, then --resume: same contents as one clean build."""
+    chunked = dict(prompt_chunk=5, video_chunk=10)
+    clean = build_index(open_shard(small_shard), tmp_path / "clean", BuildConfig(encoder=TINY_CLIP, videos=True,
+                                                                                 **chunked))
+    out = tmp_path / "resumed"
+    sizes = ("--prompt-chunk", "5", "--video-chunk", "10")
+    killed = _cli_build(small_shard, out, *sizes, env={CRASH_ENV: "videos:1"})
+    assert killed.returncode == -9, killed.stderr
+    assert not out.exists()  # nothing that loads
+    with pytest.raises(IndexMismatchError):
+        IndexDir.open(out)
+    partial = tmp_path / "resumed.partial"
+    assert sorted(p.name for p in (partial / "videos").glob("*.done")) == ["chunk-00000.done", "chunk-00001.done"]
+    again = _cli_build(small_shard, out, *sizes)
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+    resumed = _cli_build(small_shard, out, *sizes, "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["resumed_chunks"] == 3 + 2  # 3 prompt chunks (12 prompts / 5) and 2 video chunks
+    assert report["videos"] == clean.videos == 36
+    a, b = IndexDir.open(tmp_path / "clean"), IndexDir.open(out)
+    assert a.prompts_table.equals(b.prompts_table)
+    assert a.videos_table.equals(b.videos_table)
+    assert np.array_equal(vectors(a.prompts_index), vectors(b.prompts_index))
+    assert np.array_equal(vectors(a.videos_index), vectors(b.videos_index))
+    assert np.array_equal(np.asarray(a.video_frames), np.asarray(b.video_frames))
+    assert not partial.exists()
+
+
+def test_resume_refuses_other_settings(small_shard, tmp_path):
+    out = tmp_path / "idx"
+    killed = _cli_build(small_shard, out, env={CRASH_ENV: "prompts:0"})
+    assert killed.returncode == -9
+    other = _cli_build(small_shard, out, "--resume", "--limit", "3")
+    assert other.returncode == 2 and "settings differ: limit" in other.stderr
+
+
+def test_overwrite_guard(tiny_clip_index, small_shard):
+    with pytest.raises(V2PError, match="already exists; pass --overwrite"):
+        build_index(open_shard(small_shard), tiny_clip_index, BuildConfig(encoder=TINY_CLIP))
+
+
+def test_text_only_encoder_cannot_index_videos(small_shard, tmp_path):
+    with pytest.raises(V2PError, match="text-only"):
+        build_index(open_shard(small_shard), tmp_path / "x", BuildConfig(encoder="minilm", videos=True))
+
+
+def test_mismatched_index_is_refused(tiny_clip_index, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_clip_index, broken)
+    m = json.loads((broken / "manifest.json").read_text())
+    m["prompts"]["count"] = 99
+    (broken / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexMismatchError, match="holds 12 vectors of dim 64, the manifest says 99"):
+        IndexDir.open(broken).prompts_index
+    (broken / "videos.faiss").unlink()
+    with pytest.raises(IndexMismatchError, match="incomplete index, missing videos.faiss"):
+        IndexDir.open(broken)
+    with pytest.raises(IndexMismatchError, match="not a v2p index"):
+        IndexDir.open(tmp_path)

@@ -1,0 +1,123 @@
+"""Queries against real indexes: own video -> own prompt, text -> itself, errors per clip, CLI JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from v2p.cli import app
+from v2p.data.bad_records import BadRecords
+from v2p.data.shard import open_shard
+from v2p.errors import IndexMismatchError
+from v2p.retrieval.search import FusionWeights, Retriever, standardise
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def shard_videos(small_shard, tmp_path_factory):
+    """The shard's videos written out as files, with their true uuid."""
+    folder = tmp_path_factory.mktemp("clips")
+    out = []
+    for ref, data in open_shard(small_shard).video_payloads(BadRecords()):
+        path = folder / ref.member
+        path.write_bytes(data)
+        out.append((path, ref.uuid))
+    return out
+
+
+def test_own_video_finds_own_prompt_through_the_video_index(tiny_clip_index, shard_videos):
+    """Random weights make the cross-modal path noise, so this checks the video path and the merge."""
+    retriever = Retriever(tiny_clip_index, weights=FusionWeights(text=0.0, video=1.0))
+    results = retriever.query_videos([p for p, _ in shard_videos], top=3)
+    for (path, uuid), res in zip(shard_videos, results, strict=True):
+        assert res.error is None
+        top = res.candidates[0]
+        assert top.uuid == uuid, path
+        assert top.video_score == pytest.approx(1.0, abs=1e-3)
+        assert top.source in ("video", "text+video")
+        assert top.matched_video == path.stem  # its own member, e.g. vc2-<uuid>
+        assert [c.rank for c in res.candidates] == [1, 2, 3]
+
+
+def test_text_equal_to_a_bank_prompt_returns_it_first(minilm_index, tiny_clip_index):
+    for index in (minilm_index, tiny_clip_index):
+        retriever = Retriever(index)
+        prompts = retriever.index.prompts_table.column("prompt").to_pylist()
+        for res, prompt in zip(retriever.query_texts(prompts, top=2), prompts, strict=True):
+            assert res.candidates[0].prompt == prompt
+            assert res.candidates[0].score == pytest.approx(1.0, abs=1e-4)
+            assert res.candidates[0].source == "text"
+
+
+def test_minilm_paraphrase_finds_the_right_prompt(minilm_index):
+    retriever = Retriever(minilm_index)
+    prompts = retriever.index.prompts_table.column("prompt").to_pylist()
+    target = prompts[0]
+    res = retriever.query_texts([target.upper().replace(",", " ") + " 4k"], top=1)[0]
+    assert res.candidates[0].prompt == target
+
+
+def test_bad_clips_get_errors_and_the_rest_still_answer(tiny_clip_index, shard_videos, tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00" * 500)
+    empty = tmp_path / "empty.webm"
+    empty.write_bytes(b"")
+    good = shard_videos[0][0]
+    results = Retriever(tiny_clip_index).query_videos([corrupt, good, empty, tmp_path / "missing.mp4"], top=2)
+    assert [r.error is None for r in results] == [False, True, False, False]
+    assert str(corrupt) in results[0].error and "empty file" in results[2].error
+    assert "cannot read file" in results[3].error
+    assert len(results[1].candidates) == 2
+
+
+def test_still_image_and_gif_queries(tiny_clip_index, shard_videos, tmp_path):
+    from PIL import Image
+
+    from v2p.data.frames import sample_frames
+    from v2p.data.synth.encode import encode_video
+
+    frames = sample_frames(shard_videos[0][0], 8)
+    Image.fromarray(frames[0]).save(tmp_path / "still.png")
+    (tmp_path / "clip.gif").write_bytes(encode_video(frames, 8, "gif"))
+    results = Retriever(tiny_clip_index).query_videos([tmp_path / "still.png", tmp_path / "clip.gif"], top=1)
+    assert all(r.error is None and len(r.candidates) == 1 for r in results)
+
+
+def test_other_encoder_is_refused(tiny_clip_index):
+    with pytest.raises(IndexMismatchError, match="built with encoder 'clip:v2p-clip-tiny/random'"):
+        Retriever(tiny_clip_index, encoder="minilm")
+
+
+def test_standardise():
+    z, fill = standardise({1: 0.9, 2: 0.5, 3: 0.1})
+    assert z[1] == pytest.approx(-z[3]) and z[2] == pytest.approx(0.0, abs=1e-6)
+    assert fill == pytest.approx(z[3])
+    assert standardise({}) == ({}, 0.0)
+
+
+def test_query_cli_json(tiny_clip_index, shard_videos, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope")
+    result = runner.invoke(app, ["query", str(shard_videos[0][0]), str(bad), "--index", str(tiny_clip_index),
+                                 "--top", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [p["query"] for p in payload] == [str(shard_videos[0][0]), str(bad)]
+    cand = payload[0]["candidates"][0]
+    assert set(cand) >= {"rank", "score", "prompt", "uuid", "source"}
+    assert "error" in payload[1] and payload[1]["candidates"] == []
+
+
+def test_query_cli_text_and_table(minilm_index):
+    result = runner.invoke(app, ["query", "--text", "a red ball bouncing", "--index", str(minilm_index)])
+    assert result.exit_code == 0, result.output
+    assert "rank" in result.stdout and "via" in result.stdout
+
+
+def test_query_cli_refuses_other_encoder(tiny_clip_index):
+    result = runner.invoke(app, ["query", "--text", "x", "--index", str(tiny_clip_index), "--encoder", "minilm"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and "Traceback" not in result.output

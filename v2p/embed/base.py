@@ -1,0 +1,78 @@
+"""The one interface every encoder implements, and the device choice they share.
+
+An encoder maps prompts and clips into one space named by its *spec* string:
+
+* ``encode_text(texts) -> float32 [n, d]``, L2-normalised;
+* ``encode_frames(clips) -> float32 [n, t, f]``, one vector per sampled frame (kept so a
+  pooling head can be trained later without decoding videos again);
+* ``pool(frame_vectors) -> float32 [n, d]``, L2-normalised, in the text space.
+
+``encode_videos`` is ``pool(encode_frames(...))``. Text-only encoders raise on video calls.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from v2p.errors import EncoderSpecError
+
+ProgressFn = Callable[[int], None]
+
+
+def pick_device(device: str | None = None) -> str:
+    """``cuda`` when a CUDA device is visible, else ``cpu`` (with every core given to torch)."""
+    import torch
+
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    torch.set_num_threads(os.cpu_count() or 1)
+    return "cpu"
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class Encoder(ABC):
+    """Base class: subclasses set ``spec``, ``dim``, ``frame_dim`` and implement the encoders."""
+
+    spec: str
+    dim: int  # the shared text/video space
+    frame_dim: int | None = None  # per-frame vector size (None for text-only encoders)
+    num_frames: int = 8  # frames sampled per clip by default
+    poolings: tuple[str, ...] = ()  # pooling names this encoder accepts; the first is its default
+
+    @abstractmethod
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256,
+                    on_progress: ProgressFn | None = None) -> np.ndarray:
+        ...
+
+    def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
+        raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")
+
+    def pool(self, frame_vectors: np.ndarray, pooling: str | None = None) -> np.ndarray:
+        raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")
+
+    def encode_videos(self, clips: Sequence[np.ndarray], *, pooling: str | None = None,
+                      batch_size: int = 32) -> np.ndarray:
+        return self.pool(self.encode_frames(clips, batch_size=batch_size), pooling)
+
+    @property
+    def has_video(self) -> bool:
+        return self.frame_dim is not None
+
+    def check_pooling(self, pooling: str | None) -> str:
+        if not self.poolings:
+            raise EncoderSpecError(f"{self.spec} does not encode videos")
+        if pooling is None:
+            return self.poolings[0]
+        if pooling not in self.poolings:
+            raise EncoderSpecError(f"{self.spec} has no pooling {pooling!r}; choose from {', '.join(self.poolings)}")
+        return pooling

@@ -1,0 +1,196 @@
+"""open_clip encoders: ``clip:<model>/<pretrained tag>`` and ``clip:<model>@<checkpoint>``.
+
+Weights come through open_clip (the Hugging Face cache for pretrained tags) or a local
+checkpoint. Offline without cached weights is a clear error, never a random model; random
+init exists only behind the explicit tag ``random`` (for tests and timing).
+
+Text is batched by length and each batch trimmed to its longest prompt. For open_clip's
+standard ``CLIP`` text tower (causal mask + EOT/argmax pooling) the positions after the
+EOT token never influence the pooled output, so trimming gives the same embeddings as
+padding to 77 tokens, for much less work. Other text towers run at full length.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from v2p.embed.base import Encoder, ProgressFn, l2_normalize, pick_device
+from v2p.errors import EncoderSpecError
+
+_CONFIG_DIR = Path(__file__).parent / "model_configs"
+RANDOM_TAG = "random"
+RANDOM_INIT_SEED = 0
+
+
+def _register_local_configs() -> None:
+    import open_clip
+
+    if "v2p-clip-tiny" not in open_clip.list_models():
+        open_clip.add_model_config(_CONFIG_DIR)
+
+
+def _offline_help(model: str, tag: str) -> str:
+    return (
+        f"CLIP weights {model}/{tag} are not available: they are not in the Hugging Face cache and "
+        "they cannot be downloaded (offline?). Either run once on a connected machine "
+        f"(python -c \"import open_clip; open_clip.create_model_and_transforms('{model}', pretrained='{tag}')\") "
+        "and copy ~/.cache/huggingface to this one, or point at a checkpoint file: "
+        f"--encoder clip:{model}@/path/to/open_clip_model.safetensors"
+    )
+
+
+class OpenClipEncoder(Encoder):
+    """An open_clip model used as a frame encoder (mean pooling) and text encoder."""
+
+    poolings = ("mean",)
+
+    def __init__(self, model: str, *, pretrained: str | None = None, checkpoint: str | None = None,
+                 device: str | None = None, num_frames: int = 8):
+        import open_clip
+        import torch
+
+        _register_local_configs()
+        if model not in open_clip.list_models():
+            known = ", ".join(m for m in open_clip.list_models() if m.startswith(("ViT-B", "ViT-L", "v2p")))
+            raise EncoderSpecError(f"unknown open_clip model {model!r}; e.g. {known} (open_clip.list_models())")
+        if checkpoint is not None:
+            if not Path(checkpoint).is_file():
+                raise EncoderSpecError(f"checkpoint not found: {checkpoint}")
+            source, self.spec = checkpoint, f"clip:{model}@{checkpoint}"
+        elif pretrained == RANDOM_TAG:
+            source, self.spec = None, f"clip:{model}/{RANDOM_TAG}"
+        else:
+            tags = [t for m, t in open_clip.list_pretrained() if m == model]
+            if pretrained not in tags:
+                raise EncoderSpecError(
+                    f"no pretrained tag {pretrained!r} for {model}; known tags: {', '.join(tags) or 'none'} "
+                    f"(or clip:{model}@/path/to/checkpoint, or clip:{model}/{RANDOM_TAG} for tests)")
+            source, self.spec = pretrained, f"clip:{model}/{pretrained}"
+        self.device = pick_device(device)
+        try:
+            # a spec names one space: random init is seeded so every process gets the same weights
+            with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+                warnings.filterwarnings("ignore", message=".*initialized randomly.*")
+                torch.manual_seed(RANDOM_INIT_SEED)
+                self.model = open_clip.create_model(model, pretrained=source, device=self.device)
+        except Exception as exc:  # torch.load / safetensors / hub each raise their own types
+            if checkpoint is not None:
+                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise EncoderSpecError(f"cannot load checkpoint {checkpoint} into {model}: {reason}") from None
+            # open_clip raises RuntimeError("Failed to download weights ...") when the hub is unreachable
+            message = str(exc).lower()
+            if isinstance(exc, OSError) or any(w in message for w in ("download", "offline", "connect", "hub")):
+                raise EncoderSpecError(_offline_help(model, pretrained)) from None
+            raise
+        self.model.eval()
+        self.tokenizer = open_clip.get_tokenizer(model)
+        self.context_length = int(getattr(self.model, "context_length", 77) or 77)
+        cfg = getattr(self.model.visual, "preprocess_cfg", {}) or {}
+        size = cfg.get("size", self.model.visual.image_size)
+        self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
+        self.mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1)
+        self.std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1)
+        with torch.no_grad():
+            probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
+        self.dim = self.frame_dim = int(probe.shape[-1])
+        self.num_frames = num_frames
+        self.trim_supported = (isinstance(self.model, open_clip.CLIP) and self.model.attn_mask is not None
+                               and self.model.text_pool_type in ("argmax", "eos"))
+        self.truncated_count = 0
+
+    # -- text ------------------------------------------------------------------------------
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _text_features(self, tokens, trim: bool):
+        """Text features for a [B, 77] token batch, trimmed to its longest prompt when exact."""
+        from open_clip.transformer import text_global_pool
+        from torch import nn
+
+        m = self.model
+        if not (trim and self.trim_supported):
+            return m.encode_text(tokens)
+        nonpad = (tokens != 0).sum(dim=1)
+        length = int(nonpad.max())
+        t = tokens[:, :length]
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(t).to(cast) + m.positional_embedding[:length].to(cast)
+        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+        x = m.ln_final(x)
+        x = text_global_pool(x, t, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        if m.text_projection is not None:
+            x = m.text_projection(x) if isinstance(m.text_projection, nn.Linear) else x @ m.text_projection
+        return x
+
+    def tokenize(self, texts: Sequence[str]):
+        """Tokens [n, context_length]; counts prompts cut at the context length."""
+        tokens = self.tokenizer(list(texts))
+        full = (tokens[:, -1] != 0).sum().item()  # the last slot is filled only when cut
+        self.truncated_count += int(full)
+        return tokens
+
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256, on_progress: ProgressFn | None = None,
+                    trim: bool = True) -> np.ndarray:
+        import torch
+
+        texts = list(texts)
+        out = np.empty((len(texts), self.dim), np.float32)
+        if not texts:
+            return out
+        tokens = self.tokenize(texts)
+        order = np.argsort(-(tokens != 0).sum(dim=1).numpy(), kind="stable")  # longest first
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(texts), batch_size):
+                idx = order[start:start + batch_size]
+                feats = self._text_features(tokens[idx].to(self.device), trim)
+                out[idx] = feats.float().cpu().numpy()
+                if on_progress:
+                    on_progress(len(idx))
+        return l2_normalize(out)
+
+    # -- frames ----------------------------------------------------------------------------
+    def preprocess(self, clips: Sequence[np.ndarray]):
+        """uint8 clips [t, H, W, 3] -> normalised float tensor [sum t, 3, h, w] (resize short side, centre crop)."""
+        import torch
+        import torchvision.transforms.v2.functional as TF
+
+        out = []
+        h, w = self.image_size
+        for clip in clips:
+            x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2)
+            x = TF.resize(x, [min(h, w)], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+            x = TF.center_crop(x, [h, w])
+            out.append(x)
+        x = torch.cat(out).float().div_(255.0)
+        return (x - self.mean) / self.std
+
+    def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        if not clips:
+            return np.empty((0, self.num_frames, self.frame_dim), np.float32)
+        t = {c.shape[0] for c in clips}
+        if len(t) != 1:
+            raise ValueError("all clips in a batch must have the same number of frames")
+        t = t.pop()
+        feats = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(clips), batch_size):
+                x = self.preprocess(clips[start:start + batch_size]).to(self.device)
+                feats.append(self.model.encode_image(x).float().cpu().numpy())
+        frames = np.concatenate(feats).reshape(len(clips), t, self.frame_dim)
+        return l2_normalize(frames)
+
+    def pool(self, frame_vectors: np.ndarray, pooling: str | None = None) -> np.ndarray:
+        self.check_pooling(pooling)
+        return l2_normalize(frame_vectors.astype(np.float32).mean(axis=1))

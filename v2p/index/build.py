@@ -1,0 +1,442 @@
+"""``v2p index build``: embed a shard's prompts (and videos) into an index directory.
+
+The work is split into chunks written under ``<out>.partial/``: each chunk's arrays and
+rows are written to temporary names, renamed into place, and only then marked done. An
+interrupted build (Ctrl-C, kill -9) resumed with ``resume=True`` skips the done chunks and
+redoes the rest: chunk boundaries are a pure function of the (deterministic) input order
+and the chunk size, so no row is embedded twice or lost. The finished index is assembled
+in ``<out>.partial/final`` and renamed to ``<out>`` in one step: a crash never leaves a
+half index that loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from v2p import __version__
+from v2p.data.bad_records import BadRecords
+from v2p.data.frames import sample_frames
+from v2p.data.prompts import read_prompts
+from v2p.data.shard import Shard
+from v2p.embed.base import Encoder
+from v2p.embed.factory import create_encoder, parse_spec
+from v2p.errors import V2PError, VideoDecodeError
+from v2p.index import faiss_ops
+from v2p.index.select import choose_factory, needs_training, parse_size, training_size
+from v2p.index.store import (FORMAT_VERSION, MANIFEST, PROMPTS_INDEX, PROMPTS_TABLE, VIDEO_FRAMES, VIDEOS_INDEX,
+                             VIDEOS_TABLE)
+
+# (stage, advance, total): total is given once when a stage starts (advance 0), None if unknown
+ProgressFn = Callable[[str, int, int | None], None]
+CRASH_ENV = "V2P_CRASH_AT"  # test hook: "prompts:2" kills the process (SIGKILL) once chunk 2 is written
+
+
+@dataclass
+class BuildConfig:
+    encoder: str
+    videos: bool = False
+    generators: list[str] | None = None
+    limit: int | None = None
+    factory: str | None = None
+    memory_budget: str = "4G"
+    strip_flags: bool = False
+    skip_bad: bool = False
+    num_frames: int = 8
+    prompt_chunk: int = 8192
+    video_chunk: int = 256
+    text_batch: int = 256
+
+    def resume_key(self) -> dict:
+        """Settings that must match for a resume to continue the same build."""
+        keys = ("encoder", "videos", "generators", "limit", "strip_flags", "num_frames", "prompt_chunk",
+                "video_chunk")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    prompts: int
+    videos: int
+    prompt_factory: str
+    video_factory: str | None
+    resumed_chunks: int
+    skipped_outside_limit: int
+    bad: dict
+    seconds: float
+    reader: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d
+
+
+def file_fingerprint(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _replace_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+
+    _replace_write(path, write)
+
+
+def _save_parquet(path: Path, table: pa.Table) -> None:
+    _replace_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _maybe_crash(stage: str, chunk: int) -> None:
+    if os.environ.get(CRASH_ENV) == f"{stage}:{chunk}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Chunks:
+    """A folder of numbered chunks: ``chunk-00003.done`` holds the chunk's JSON record."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, k: int, suffix: str) -> Path:
+        return self.folder / f"chunk-{k:05d}{suffix}"
+
+    def done(self, k: int) -> dict | None:
+        p = self.path(k, ".done")
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def mark_done(self, k: int, record: dict) -> None:
+        _replace_write(self.path(k, ".done"), lambda tmp: tmp.write_text(json.dumps(record)))
+
+    def completed(self) -> list[int]:
+        return sorted(int(p.name[6:11]) for p in self.folder.glob("chunk-*.done"))
+
+
+def _batched(iterable, n: int) -> Iterator[list]:
+    it = iter(iterable)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+class IndexBuilder:
+    """One build of one index directory. ``run()`` does it all; stages are methods for clarity."""
+
+    def __init__(self, shard: Shard, out: str | Path, config: BuildConfig, *, resume: bool = False,
+                 overwrite: bool = False, on_progress: ProgressFn | None = None, encoder: Encoder | None = None):
+        self.shard, self.out, self.config = shard, Path(out), config
+        self.resume, self.overwrite = resume, overwrite
+        self.progress = on_progress or (lambda stage, advance, total: None)
+        self.work = self.out.with_name(self.out.name + ".partial")
+        self.bad = BadRecords(skip_bad=config.skip_bad)
+        parse_spec(config.encoder)  # fail on a bad spec before any work
+        self._encoder = encoder
+        self.resumed_chunks = 0
+        self.outside_limit = 0
+        self.reader_stats: dict = {}
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = create_encoder(self.config.encoder)
+        return self._encoder
+
+    # -- stage 0: the work folder ----------------------------------------------------------
+    def _prepare(self) -> None:
+        if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
+            raise V2PError(f"{self.out} already exists; pass --overwrite to replace it")
+        state = {"config": self.config.resume_key(), "prompts": file_fingerprint(self.shard.prompts_path),
+                 "video_sources": [file_fingerprint(s.path) for s in self.shard.video_sources]
+                 if self.config.videos else []}
+        state_path = self.work / "build.json"
+        if self.work.exists():
+            if not self.resume:
+                raise V2PError(f"an interrupted build of {self.out} is at {self.work}; pass --resume to continue it "
+                               "or delete that folder to start over")
+            previous = json.loads(state_path.read_text()) if state_path.is_file() else None
+            if previous != state:
+                raise V2PError(f"cannot resume {self.work}: it was started with other settings or inputs "
+                               f"({_first_difference(previous, state)}); delete it to start over")
+        else:
+            self.work.mkdir(parents=True)
+            state_path.write_text(json.dumps(state, indent=2))
+        if self.config.videos and not self.encoder.has_video:
+            raise V2PError(f"--videos needs an encoder for videos; {self.config.encoder} is text-only")
+
+    # -- stage 1: prompts ------------------------------------------------------------------
+    def _prompt_rows(self, uuid_map: dict[str, str]) -> Iterator[pa.Table]:
+        """Unique prompts (first occurrences) up to --limit; fills uuid -> prompt_id for every valid row."""
+        reader = read_prompts(self.shard.prompts_path, strip_flags=self.config.strip_flags, dedup=False, bad=self.bad)
+        limit = self.config.limit
+        taken = 0
+        for batch in reader:
+            if self.config.videos:
+                uuid_map.update(zip(batch.column("uuid").to_pylist(), batch.column("prompt_id").to_pylist()))
+            if limit is not None and taken >= limit:
+                if not self.config.videos:
+                    break
+                continue
+            firsts = pa.Table.from_batches([batch]).filter(batch.column("first_occurrence"))
+            if limit is not None and taken + firsts.num_rows > limit:
+                firsts = firsts.slice(0, limit - taken)
+            taken += firsts.num_rows
+            if firsts.num_rows:
+                yield firsts.drop_columns(["first_occurrence"])
+        self.reader_stats = reader.stats.as_dict()
+
+    def _rechunk(self, tables: Iterator[pa.Table], size: int) -> Iterator[pa.Table]:
+        pending: list[pa.Table] = []
+        count = 0
+        for t in tables:
+            pending.append(t)
+            count += t.num_rows
+            while count >= size:
+                merged = pa.concat_tables(pending)
+                yield merged.slice(0, size)
+                rest = merged.slice(size)
+                pending, count = ([rest] if rest.num_rows else []), rest.num_rows
+        if count:
+            yield pa.concat_tables(pending)
+
+    def embed_prompts(self, uuid_map: dict[str, str]) -> _Chunks:
+        chunks = _Chunks(self.work / "prompts")
+        self.progress("embedding prompts", 0, self.config.limit)
+        for k, table in enumerate(self._rechunk(self._prompt_rows(uuid_map), self.config.prompt_chunk)):
+            if chunks.done(k) is not None:
+                self.resumed_chunks += 1
+                self.progress("embedding prompts", table.num_rows, None)
+                continue
+            vectors = self.encoder.encode_text(
+                table.column("prompt").to_pylist(), batch_size=self.config.text_batch,
+                on_progress=lambda n: self.progress("embedding prompts", n, None))
+            _save_npy(chunks.path(k, ".npy"), vectors)
+            _save_parquet(chunks.path(k, ".parquet"), table)
+            chunks.mark_done(k, {"rows": table.num_rows})
+            _maybe_crash("prompts", k)
+        return chunks
+
+    # -- stage 2: videos -------------------------------------------------------------------
+    def _decode(self, item: tuple) -> tuple:
+        ref, data = item
+        try:
+            return ref, sample_frames(data, self.config.num_frames, name=str(ref)), None
+        except VideoDecodeError as exc:
+            return ref, None, exc
+
+    def embed_videos(self, uuid_map: dict[str, str], indexed: set[str]) -> _Chunks:
+        chunks = _Chunks(self.work / "videos")
+        self.progress("embedding videos", 0, None)
+        payloads = self.shard.video_payloads(self.bad, self.config.generators)
+        workers = min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for k, items in enumerate(_batched(payloads, self.config.video_chunk)):
+                record = chunks.done(k)
+                if record is not None:
+                    self.resumed_chunks += 1
+                    for reason, n in record["bad"].items():
+                        self.bad.counts[reason] += n
+                    self.outside_limit += record["outside_limit"]
+                    self.progress("embedding videos", len(items), None)
+                    continue
+                self._embed_video_chunk(chunks, k, items, uuid_map, indexed, pool)
+                _maybe_crash("videos", k)
+        return chunks
+
+    def _embed_video_chunk(self, chunks: _Chunks, k: int, items: list, uuid_map: dict[str, str],
+                           indexed: set[str], pool: ThreadPoolExecutor) -> None:
+        before = dict(self.bad.counts)
+        outside = 0
+        wanted = []
+        for ref, data in items:
+            pid = uuid_map.get(ref.uuid)
+            if pid is None:
+                self.bad.add(ref.container, f"member {ref.member}", "unknown_uuid",
+                             f"uuid {ref.uuid} is not in {self.shard.prompts_path.name}")
+            elif pid not in indexed:
+                outside += 1  # its prompt is beyond --limit: not bad, just not in this index
+            else:
+                wanted.append(((ref, data), pid))
+        rows, clips = [], []
+        for (ref, clip, error), (_, pid) in zip(pool.map(self._decode, [w[0] for w in wanted]), wanted, strict=True):
+            if error is not None:
+                self.bad.add(ref.container, f"member {ref.member}", "undecodable_video", error.reason)
+                continue
+            rows.append({"uuid": ref.uuid, "generator": ref.generator, "prompt_id": pid, "member": ref.member,
+                         "container": ref.container})
+            clips.append(clip)
+        if clips:
+            frames = self.encoder.encode_frames(clips)
+            pooled = self.encoder.pool(frames)
+        else:
+            frames = np.empty((0, self.config.num_frames, self.encoder.frame_dim), np.float32)
+            pooled = np.empty((0, self.encoder.dim), np.float32)
+        _save_npy(chunks.path(k, ".frames.npy"), frames.astype(np.float16))
+        _save_npy(chunks.path(k, ".npy"), pooled)
+        table = pa.Table.from_pylist(rows, schema=pa.schema([(n, pa.string()) for n in
+                                                             ("uuid", "generator", "prompt_id", "member", "container")]))
+        _save_parquet(chunks.path(k, ".parquet"), table)
+        new_bad = {r: n - before.get(r, 0) for r, n in self.bad.counts.items() if n - before.get(r, 0)}
+        chunks.mark_done(k, {"rows": len(rows), "bad": new_bad, "outside_limit": outside})
+        self.outside_limit += outside
+        self.progress("embedding videos", len(items), None)
+
+    # -- stage 3: assemble -----------------------------------------------------------------
+    def _chunk_ids(self, chunks: _Chunks) -> list[int]:
+        ids = chunks.completed()
+        if ids != list(range(len(ids))):
+            raise V2PError(f"{chunks.folder}: chunks {ids} are not contiguous; delete {self.work} and rebuild")
+        return ids
+
+    def _assemble_index(self, chunks: _Chunks, name: str, factory: str | None, final: Path) -> tuple[str, int]:
+        ids = self._chunk_ids(chunks)
+        arrays = [np.load(chunks.path(k, ".npy"), mmap_mode="r") for k in ids]
+        n = sum(len(a) for a in arrays)
+        dim = self.encoder.dim
+        if n == 0:
+            raise V2PError(f"nothing to index for {name}: no valid {'prompts' if name == 'prompts' else 'videos'}")
+        factory = factory or choose_factory(n, dim, parse_size(self.config.memory_budget))
+        train = None
+        if needs_training(factory):
+            want = training_size(factory, n)
+            picks = np.linspace(0, n - 1, want).astype(np.int64)
+            allv = np.concatenate([np.asarray(a) for a in arrays]) if n <= 200_000 else None
+            train = allv[picks] if allv is not None else _gather(arrays, picks)
+        self.progress(f"indexing {name}", 0, n)
+        try:
+            index = faiss_ops.build_index(factory, dim, train, (np.asarray(a) for a in arrays),
+                                          on_add=lambda m: self.progress(f"indexing {name}", m, None))
+        except RuntimeError as exc:
+            raise V2PError(f"FAISS could not build {factory!r} over {n} vectors: {str(exc).splitlines()[0]}") from None
+        faiss_ops.write_index(index, str(final / f"{name}.faiss"))
+        tables = [pq.read_table(chunks.path(k, ".parquet")) for k in ids]
+        pq.write_table(pa.concat_tables(tables, promote_options="default"), final / f"{name}.parquet")
+        return factory, n
+
+    def _assemble_frames(self, chunks: _Chunks, final: Path) -> tuple[int, int]:
+        ids = self._chunk_ids(chunks)
+        parts = [np.load(chunks.path(k, ".frames.npy"), mmap_mode="r") for k in ids]
+        n = sum(len(p) for p in parts)
+        t, f = self.config.num_frames, self.encoder.frame_dim
+        out = np.lib.format.open_memmap(final / VIDEO_FRAMES, mode="w+", dtype=np.float16, shape=(n, t, f))
+        pos = 0
+        for p in parts:
+            out[pos:pos + len(p)] = p
+            pos += len(p)
+        out.flush()
+        del out
+        return t, f
+
+    def run(self) -> BuildReport:
+        t0 = time.perf_counter()
+        self._prepare()
+        uuid_map: dict[str, str] = {}
+        prompt_chunks = self.embed_prompts(uuid_map)
+        final = self.work / "final"
+        shutil.rmtree(final, ignore_errors=True)
+        final.mkdir()
+        prompt_factory, n_prompts = self._assemble_index(prompt_chunks, "prompts", self.config.factory, final)
+        videos_meta, n_videos, video_factory = None, 0, None
+        if self.config.videos:
+            prompt_ids = pq.read_table(final / PROMPTS_TABLE, columns=["prompt_id"]).column(0).to_pylist()
+            row_of = {pid: i for i, pid in enumerate(prompt_ids)}
+            video_chunks = self.embed_videos(uuid_map, set(row_of))
+            video_factory, n_videos = self._assemble_index(video_chunks, "videos", None, final)
+            t, f = self._assemble_frames(video_chunks, final)
+            vt = pq.read_table(final / VIDEOS_TABLE)
+            vt = vt.append_column("prompt_row", pa.array([row_of[p] for p in vt.column("prompt_id").to_pylist()],
+                                                         pa.int64()))
+            pq.write_table(vt, final / VIDEOS_TABLE)
+            gens = sorted(set(vt.column("generator").to_pylist()))
+            videos_meta = {"count": n_videos, "factory": video_factory, "index_file": VIDEOS_INDEX,
+                           "table_file": VIDEOS_TABLE, "frames_file": VIDEO_FRAMES, "frames_per_video": t,
+                           "frame_dim": f, "generators": gens, "pooling": self.encoder.poolings[0]}
+        manifest = {
+            "format_version": FORMAT_VERSION, "v2p_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "encoder": self.encoder.spec, "dim": self.encoder.dim, "metric": "inner_product", "normalized": True,
+            "prompts": {"count": n_prompts, "factory": prompt_factory, "index_file": PROMPTS_INDEX,
+                        "table_file": PROMPTS_TABLE},
+            "videos": videos_meta,
+            "source": {"prompts": {**file_fingerprint(self.shard.prompts_path),
+                                   "sha256": sha256_file(self.shard.prompts_path)},
+                       "video_sources": [{**file_fingerprint(s.path), "sha256": sha256_file(s.path)}
+                                         if s.path.is_file() else file_fingerprint(s.path)
+                                         for s in self.shard.video_sources] if self.config.videos else []},
+            "build": {"strip_flags": self.config.strip_flags, "limit": self.config.limit,
+                      "memory_budget": self.config.memory_budget, "skip_bad": self.config.skip_bad,
+                      "bad_records": self.bad.summary()["by_reason"], "skipped_outside_limit": self.outside_limit},
+        }
+        (final / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        self._publish(final)
+        return BuildReport(self.out, n_prompts, n_videos, prompt_factory, video_factory, self.resumed_chunks,
+                           self.outside_limit, self.bad.summary(), time.perf_counter() - t0, self.reader_stats)
+
+    def _publish(self, final: Path) -> None:
+        """Swap the finished folder into place: readers see the old index or the new one, never half."""
+        old = None
+        if self.out.exists():
+            old = self.out.with_name(self.out.name + f".old-{os.getpid()}")
+            os.replace(self.out, old)
+        os.replace(final, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _gather(arrays: list[np.ndarray], picks: np.ndarray) -> np.ndarray:
+    """Rows ``picks`` (sorted, global numbering) from a list of memory-mapped chunks."""
+    out, start = [], 0
+    for a in arrays:
+        local = picks[(picks >= start) & (picks < start + len(a))] - start
+        if len(local):
+            out.append(np.asarray(a[local]))
+        start += len(a)
+    return np.concatenate(out)
+
+
+def _first_difference(previous: dict | None, current: dict) -> str:
+    if previous is None:
+        return "no build.json"
+    for key in ("config", "prompts", "video_sources"):
+        if previous.get(key) != current.get(key):
+            if key == "config":
+                diffs = [k for k in current["config"] if previous["config"].get(k) != current["config"][k]]
+                return "settings differ: " + ", ".join(diffs)
+            return f"{key.replace('_', ' ')} changed"
+    return "unknown"
+
+
+def build_index(shard: Shard, out: str | Path, config: BuildConfig, **kwargs) -> BuildReport:
+    """Build an index directory (see :class:`IndexBuilder`); the API behind ``v2p index build``."""
+    return IndexBuilder(shard, out, config, **kwargs).run()

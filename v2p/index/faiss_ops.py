@@ -1,0 +1,73 @@
+"""FAISS building and searching, on the GPU when a GPU build and a CUDA device are present.
+
+Search parameters (nprobe, efSearch) are passed per call, never set on the shared index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import faiss
+import numpy as np
+
+from v2p.index.select import needs_training
+
+DEFAULT_NPROBE = 32
+DEFAULT_EF_SEARCH = 128
+
+
+def gpu_available() -> bool:
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def new_index(factory: str, dim: int) -> faiss.Index:
+    return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+
+
+def build_index(factory: str, dim: int, train: np.ndarray | None, chunks: Iterable[np.ndarray],
+                on_add: Callable[[int], None] | None = None) -> faiss.Index:
+    """Train on ``train`` (if the type needs it), add every chunk in order, return a CPU index."""
+    index = new_index(factory, dim)
+    gpu = None
+    if gpu_available() and not factory.startswith("HNSW"):  # HNSW has no GPU version
+        gpu = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(gpu, 0, index)
+    if needs_training(factory) and not index.is_trained:
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+    for chunk in chunks:
+        index.add(np.ascontiguousarray(chunk, dtype=np.float32))
+        if on_add:
+            on_add(len(chunk))
+    return faiss.index_gpu_to_cpu(index) if gpu is not None else index
+
+
+def search_params(index: faiss.Index, nprobe: int = DEFAULT_NPROBE, ef_search: int = DEFAULT_EF_SEARCH):
+    """Per-call search parameters for the index's type (None for exact indexes)."""
+    base = index
+    if isinstance(base, faiss.IndexPreTransform):
+        base = faiss.downcast_index(base.index)
+    if isinstance(faiss.downcast_index(base), faiss.IndexIVF):
+        return faiss.SearchParametersIVF(nprobe=nprobe)
+    if isinstance(faiss.downcast_index(base), faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(efSearch=ef_search)
+    return None
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, *, nprobe: int = DEFAULT_NPROBE,
+           ef_search: int = DEFAULT_EF_SEARCH) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) [n, k]; ids of -1 mean fewer than k results."""
+    k = max(1, min(k, index.ntotal))
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    params = search_params(index, nprobe, ef_search)
+    if params is None:
+        return index.search(q, k)
+    return index.search(q, k, params=params)
+
+
+def write_index(index: faiss.Index, path: str) -> None:
+    faiss.write_index(index, path)
+
+
+def read_index(path: str, mmap: bool = False) -> faiss.Index:
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+    return faiss.read_index(path, flags)

@@ -1,0 +1,92 @@
+"""Pick a FAISS index type from (N, dim, memory budget): small pure functions, each testable alone.
+
+The rule, in order (first that fits the budget wins):
+
+1. ``Flat``       exact inner product, fp32                 N * dim * 4 bytes
+2. ``SQfp16``     exact scan over fp16 codes (~1e-3 error)  N * dim * 2
+3. ``HNSW32,SQ8`` graph search over 8-bit codes             N * (dim + 32 * 2 * 4 * 1.1)
+4. ``IVF{k},SQ8`` inverted lists over 8-bit codes            N * (dim + 8) + k * dim * 4
+5. ``IVF{k},PQ{m}`` product quantisation, the largest m that fits
+
+Exact search is preferred while it fits because cross-modal queries (a video against text
+vectors) lose more recall under compression than same-modal ones. Sizes are estimates of
+the index in memory, not of the process.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+HNSW_M = 32
+
+
+def parse_size(text: str) -> int:
+    """'4G' / '512M' / '1.5GB' / '1000' -> bytes."""
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise ValueError(f"not a size: {text!r} (use e.g. 4G, 512M)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def ivf_lists(n: int) -> int:
+    """Number of IVF lists: about 4 * sqrt(N), a power of two, at least 16 and at most N / 39."""
+    k = 2 ** round(math.log2(max(16.0, 4.0 * math.sqrt(max(n, 1)))))
+    while k > 16 and k * 39 > n:  # FAISS wants >= 39 training points per list
+        k //= 2
+    return k
+
+
+def pq_subquantizers(dim: int, n: int, budget: int) -> int | None:
+    """Largest m dividing dim (and <= dim / 2) with N * m bytes of codes within the budget."""
+    for m in sorted((d for d in range(1, dim // 2 + 1) if dim % d == 0), reverse=True):
+        if m <= 64 and n * (m + 8) <= budget:
+            return m
+    return None
+
+
+def index_memory(factory: str, n: int, dim: int) -> int:
+    """Estimated bytes of an index of N vectors built from ``factory``."""
+    if factory == "Flat":
+        return n * dim * 4
+    if factory == "SQfp16":
+        return n * dim * 2
+    if factory.startswith("HNSW"):
+        m = int(factory[4:].split(",")[0])
+        return int(n * (dim + m * 2 * 4 * 1.1))
+    if factory.startswith("IVF"):
+        lists_part, codes = factory.split(",")
+        k = int(lists_part[3:])
+        code_bytes = dim if codes == "SQ8" else int(codes[2:].split("x")[0])
+        return n * (code_bytes + 8) + k * dim * 4
+    raise ValueError(f"no memory model for {factory!r}")
+
+
+def choose_factory(n: int, dim: int, budget: int) -> str:
+    """The FAISS factory string for N vectors of ``dim`` within ``budget`` bytes."""
+    if n <= 0 or dim <= 0:
+        raise ValueError("n and dim must be positive")
+    for factory in ("Flat", "SQfp16", f"HNSW{HNSW_M},SQ8"):
+        if index_memory(factory, n, dim) <= budget:
+            return factory
+    k = ivf_lists(n)
+    if index_memory(f"IVF{k},SQ8", n, dim) <= budget:
+        return f"IVF{k},SQ8"
+    m = pq_subquantizers(dim, n, budget - k * dim * 4)
+    if m is None:
+        raise ValueError(f"{n} vectors of dim {dim} do not fit in {budget} bytes even with PQ; raise the budget")
+    return f"IVF{k},PQ{m}"
+
+
+def needs_training(factory: str) -> bool:
+    return factory.startswith("IVF") or "SQ8" in factory or "PQ" in factory or "SQfp16" in factory
+
+
+def training_size(factory: str, n: int) -> int:
+    """How many vectors to train on: 64 per IVF list (capped), all for small sets."""
+    if factory.startswith("IVF"):
+        k = int(factory.split(",")[0][3:])
+        return min(n, max(64 * k, 10_000))
+    return min(n, 100_000)

@@ -1,0 +1,124 @@
+"""The index directory: what ``v2p index build`` writes and every query reads.
+
+::
+
+    manifest.json      encoder spec, dim, metric, counts, factory strings, source hashes, version
+    prompts.faiss      one vector per unique prompt (FAISS id = row of prompts.parquet)
+    prompts.parquet    row -> uuid, prompt, prompt_id, carried columns
+    videos.faiss       (with --videos) one pooled vector per video
+    videos.parquet     row -> uuid, generator, prompt_id, prompt_row, member
+    video_frames.npy   (with --videos) float16 [n_videos, frames, frame_dim] per-frame vectors
+
+Opening checks that the files agree with the manifest (counts, dims), so a mismatched or
+half-copied index is refused with a message instead of returning wrong rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from v2p.errors import IndexMismatchError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+PROMPTS_INDEX, PROMPTS_TABLE = "prompts.faiss", "prompts.parquet"
+VIDEOS_INDEX, VIDEOS_TABLE, VIDEO_FRAMES = "videos.faiss", "videos.parquet", "video_frames.npy"
+
+
+@dataclass
+class IndexDir:
+    path: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> IndexDir:
+        path = Path(path)
+        mpath = path / MANIFEST
+        if not mpath.is_file():
+            raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST}); build one with 'v2p index build'")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise IndexMismatchError(f"{mpath}: unreadable manifest ({exc})") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(f"{path}: index format {manifest.get('format_version')} is not "
+                                     f"{FORMAT_VERSION}; rebuild it with this v2p version")
+        needed = [PROMPTS_INDEX, PROMPTS_TABLE]
+        if manifest.get("videos"):
+            needed += [VIDEOS_INDEX, VIDEOS_TABLE, VIDEO_FRAMES]
+        missing = [n for n in needed if not (path / n).is_file()]
+        if missing:
+            raise IndexMismatchError(f"{path}: incomplete index, missing {', '.join(missing)}")
+        return cls(path, manifest)
+
+    # -- facts -----------------------------------------------------------------------------
+    @property
+    def encoder_spec(self) -> str:
+        return self.manifest["encoder"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def has_videos(self) -> bool:
+        return bool(self.manifest.get("videos"))
+
+    def check_encoder(self, spec: str | None) -> str:
+        """The manifest's spec; a different requested spec is refused (vectors would not compare)."""
+        if spec and spec != self.encoder_spec:
+            raise IndexMismatchError(
+                f"{self.path} was built with encoder {self.encoder_spec!r}; querying it with {spec!r} would compare "
+                "vectors from different spaces. Drop --encoder, or build an index with that encoder.")
+        return self.encoder_spec
+
+    # -- lazy loads (each file read once per IndexDir) --------------------------------------
+    @functools.cached_property
+    def prompts_index(self):
+        return self._load_index(PROMPTS_INDEX, self.manifest["prompts"]["count"])
+
+    @functools.cached_property
+    def prompts_table(self) -> pa.Table:
+        return self._load_table(PROMPTS_TABLE, self.manifest["prompts"]["count"])
+
+    @functools.cached_property
+    def videos_index(self):
+        return self._load_index(VIDEOS_INDEX, self.manifest["videos"]["count"])
+
+    @functools.cached_property
+    def videos_table(self) -> pa.Table:
+        return self._load_table(VIDEOS_TABLE, self.manifest["videos"]["count"])
+
+    @functools.cached_property
+    def video_frames(self) -> np.ndarray:
+        arr = np.load(self.path / VIDEO_FRAMES, mmap_mode="r")
+        v = self.manifest["videos"]
+        if arr.shape != (v["count"], v["frames_per_video"], v["frame_dim"]):
+            raise IndexMismatchError(f"{self.path / VIDEO_FRAMES}: shape {arr.shape} does not match the manifest")
+        return arr
+
+    def _load_index(self, name: str, count: int):
+        from v2p.index.faiss_ops import read_index
+
+        index = read_index(str(self.path / name))
+        if index.ntotal != count or index.d != self.dim:
+            raise IndexMismatchError(f"{self.path / name}: holds {index.ntotal} vectors of dim {index.d}, the manifest "
+                                     f"says {count} of dim {self.dim}; the index folder is mixed up, rebuild it")
+        return index
+
+    def _load_table(self, name: str, count: int) -> pa.Table:
+        table = pq.read_table(self.path / name)
+        if table.num_rows != count:
+            raise IndexMismatchError(f"{self.path / name}: {table.num_rows} rows, the manifest says {count}; rebuild")
+        return table
+
+    @functools.cached_property
+    def prompt_row_by_id(self) -> dict[str, int]:
+        return {pid: i for i, pid in enumerate(self.prompts_table.column("prompt_id").to_pylist())}

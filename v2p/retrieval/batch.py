@@ -1,0 +1,138 @@
+"""``v2p batch``: read video paths from a DuckDB table, write their prompts back into the same file.
+
+Identifiers are validated (letters, digits, underscore; optionally ``schema.table``) and
+quoted, so a name like ``x; DROP TABLE y`` is refused before any SQL runs. A ``--sql``
+source is wrapped as a subquery, so it can only be one SELECT. Results are committed per
+chunk; a re-run skips paths that already have result rows and retries paths that failed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from v2p.errors import V2PError
+from v2p.retrieval.lookup import results_to_table
+from v2p.retrieval.search import Retriever
+
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+RESULT_COLUMNS = [("path", "VARCHAR"), ("rank", "INTEGER"), ("prompt", "VARCHAR"), ("uuid", "VARCHAR"),
+                  ("prompt_id", "VARCHAR"), ("score", "DOUBLE"), ("source", "VARCHAR"), ("error", "VARCHAR"),
+                  ("queried_at", "TIMESTAMP")]
+
+
+def quote_identifier(name: str, what: str = "identifier") -> str:
+    """``schema.table`` -> ``"schema"."table"``; anything else than plain names is refused."""
+    if not isinstance(name, str) or not _IDENT_RE.match(name):
+        raise V2PError(f"invalid {what} {name!r}: use letters, digits and underscores (optionally schema.name)")
+    return ".".join(f'"{part}"' for part in name.split("."))
+
+
+@dataclass
+class BatchReport:
+    paths: int
+    skipped_done: int
+    queried: int
+    failed: int
+    rows_written: int
+    out_table: str
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _source_paths(con: duckdb.DuckDBPyConnection, table: str | None, column: str | None, sql: str | None) -> list[str]:
+    if sql is not None:
+        if table is not None:
+            raise V2PError("pass either --sql or --table/--column, not both")
+        col = quote_identifier(column, "column") if column else None
+        try:
+            rel = con.sql(f"SELECT * FROM ({sql}) AS v2p_source")
+        except duckdb.Error as exc:
+            raise V2PError(f"--sql failed: {str(exc).splitlines()[0]}") from None
+        if col is None and len(rel.columns) != 1:
+            raise V2PError(f"--sql returns {len(rel.columns)} columns {rel.columns}; return one, or name it with --column")
+        query = f"SELECT DISTINCT {col or _quote_plain(rel.columns[0])} FROM ({sql}) AS v2p_source"
+    else:
+        if table is None or column is None:
+            raise V2PError("pass --table and --column (or --sql)")
+        qt, qc = quote_identifier(table, "table name"), quote_identifier(column, "column name")
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if table.split(".")[-1] not in tables:
+            raise V2PError(f"no table {table!r} in the database; tables: {', '.join(sorted(tables)) or 'none'}")
+        cols = [r[0] for r in con.execute(f"DESCRIBE {qt}").fetchall()]
+        if column not in cols:
+            raise V2PError(f"table {table!r} has no column {column!r}; columns: {', '.join(cols)}")
+        query = f"SELECT DISTINCT {qc} FROM {qt}"
+    try:
+        values = [r[0] for r in con.execute(query + " ORDER BY 1").fetchall()]
+    except duckdb.Error as exc:
+        raise V2PError(f"reading video paths failed: {str(exc).splitlines()[0]}") from None
+    return [str(v) for v in values if v is not None and str(v).strip()]
+
+
+def _quote_plain(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _ensure_out_table(con: duckdb.DuckDBPyConnection, out: str) -> str:
+    q = quote_identifier(out, "output table name")
+    existing = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if out.split(".")[-1] in existing:
+        cols = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {q}").fetchall()]
+        if [c for c, _ in cols] != [c for c, _ in RESULT_COLUMNS]:
+            raise V2PError(f"table {out!r} exists with other columns ({', '.join(c for c, _ in cols)}); "
+                           "choose another --out-table")
+    else:
+        con.execute(f"CREATE TABLE {q} (" + ", ".join(f"{c} {t}" for c, t in RESULT_COLUMNS) + ")")
+    return q
+
+
+def run_batch(db: str | Path, *, out_table: str, index: str | Path | None = None, table: str | None = None,
+              column: str | None = None, sql: str | None = None, top: int = 5, chunk: int = 32,
+              retriever: Retriever | None = None, on_progress: Callable[[int, int], None] | None = None
+              ) -> BatchReport:
+    """Query every path of the source and write result rows into ``out_table`` of the same file."""
+    db = Path(db)
+    if not db.is_file():
+        raise V2PError(f"{db}: no such DuckDB file")
+    try:
+        con = duckdb.connect(str(db))
+    except duckdb.Error as exc:
+        raise V2PError(f"{db}: cannot open as DuckDB ({str(exc).splitlines()[0]})") from None
+    try:
+        q_out = _ensure_out_table(con, out_table)
+        paths = _source_paths(con, table, column, sql)
+        done = {r[0] for r in con.execute(f"SELECT DISTINCT path FROM {q_out} WHERE error IS NULL").fetchall()}
+        todo = [p for p in paths if p not in done]
+        if on_progress:
+            on_progress(0, len(todo))
+        if todo and retriever is None:
+            if index is None:
+                raise V2PError("pass --index")
+            retriever = Retriever(index)
+        failed = written = 0
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            results = retriever.query_videos(part, top=top)
+            rows = results_to_table(part, results)
+            rows = rows.append_column("queried_at", pa.array([None] * rows.num_rows, pa.timestamp("us")))
+            failed += sum(1 for r in results if r.error is not None)
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"DELETE FROM {q_out} WHERE error IS NOT NULL AND list_contains(?, path)", [part])
+            con.register("v2p_rows", rows)
+            con.execute(f"INSERT INTO {q_out} SELECT path, rank, prompt, uuid, prompt_id, score, source, error, "
+                        "now()::TIMESTAMP FROM v2p_rows")
+            con.unregister("v2p_rows")
+            con.execute("COMMIT")
+            written += rows.num_rows
+            if on_progress:
+                on_progress(len(part), len(todo))
+        return BatchReport(len(paths), len(paths) - len(todo), len(todo), failed, written, out_table)
+    finally:
+        con.close()

@@ -1,0 +1,201 @@
+"""Query an index with clips or text: encode once per batch, search, merge paths by prompt.
+
+Two paths find candidates for a clip:
+
+* **text**: the pooled clip vector against the prompt vectors (cross-modal);
+* **video**: the pooled clip vector against the bank's own video vectors (same-modal), each
+  hit standing for the prompt that made that video (a prompt keeps its best video).
+
+A prompt found both ways is one candidate with both scores. Cross-modal and same-modal
+cosines live on different scales (CLIP: ~0.3 vs ~0.8), so each path's scores are
+standardised over that query's candidate pool (z-scores, "distribution-based score
+fusion") and summed with weights. A path that did not return a prompt contributes its
+lowest returned score: an upper bound on what it would have given.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from v2p.data.frames import sample_frames
+from v2p.embed.factory import create_encoder
+from v2p.errors import VideoDecodeError
+from v2p.index import faiss_ops
+from v2p.index.store import IndexDir
+
+VIDEO_HITS_PER_RESULT = 4  # videos searched per requested result (several videos share a prompt)
+CANDIDATE_POOL = 50  # candidates gathered per path before merging
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """How much each path counts in the merged ranking (after per-path standardisation)."""
+
+    text: float = 1.0
+    video: float = 1.0
+
+
+def standardise(scores: dict[int, float]) -> tuple[dict[int, float], float]:
+    """z-scores of one path's candidate scores, and the z-score of its lowest (the fill value)."""
+    if not scores:
+        return {}, 0.0
+    values = np.fromiter(scores.values(), dtype=np.float64)
+    mean, std = values.mean(), values.std() + 1e-6
+    return {k: (v - mean) / std for k, v in scores.items()}, (values.min() - mean) / std
+
+
+@dataclass
+class Candidate:
+    rank: int
+    score: float
+    prompt: str
+    uuid: str
+    prompt_id: str
+    source: str  # "text", "video" or "text+video"
+    text_score: float | None = None
+    video_score: float | None = None
+    matched_video: str | None = None  # "<generator>-<uuid>" of the closest bank video, if any
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class QueryResult:
+    query: str
+    candidates: list[Candidate] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        d = {"query": self.query, "candidates": [c.as_dict() for c in self.candidates]}
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+
+def _label(source: str | os.PathLike | bytes, i: int) -> str:
+    return f"<bytes {i}>" if isinstance(source, bytes) else str(source)
+
+
+class Retriever:
+    """An opened index plus the encoder it was built with (refusing any other)."""
+
+    def __init__(self, index: str | Path | IndexDir, *, encoder: str | None = None, device: str | None = None,
+                 weights: FusionWeights = FusionWeights()):
+        self.index = index if isinstance(index, IndexDir) else IndexDir.open(index)
+        self.encoder = create_encoder(self.index.check_encoder(encoder), device)
+        self.weights = weights
+
+    # -- decoding --------------------------------------------------------------------------
+    def load_clips(self, sources: Sequence[str | os.PathLike | bytes], num_frames: int | None = None
+                   ) -> list[np.ndarray | VideoDecodeError]:
+        """Frames per source (decoded in threads), or the decode error for that source."""
+        n = num_frames or self._frames_per_video()
+
+        def one(item):
+            i, src = item
+            try:
+                return sample_frames(src, n, name=_label(src, i))
+            except VideoDecodeError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            return list(pool.map(one, enumerate(sources)))
+
+    def _frames_per_video(self) -> int:
+        if self.index.has_videos:
+            return int(self.index.manifest["videos"]["frames_per_video"])
+        return self.encoder.num_frames
+
+    # -- queries ---------------------------------------------------------------------------
+    def query_videos(self, sources: Sequence[str | os.PathLike | bytes], *, top: int = 5,
+                     pooling: str | None = None) -> list[QueryResult]:
+        """One result per source, in order; undecodable sources get ``error`` and no candidates."""
+        clips = self.load_clips(sources)
+        results = [QueryResult(_label(s, i)) for i, s in enumerate(sources)]
+        ok = [i for i, c in enumerate(clips) if not isinstance(c, VideoDecodeError)]
+        for i, c in enumerate(clips):
+            if isinstance(c, VideoDecodeError):
+                results[i].error = str(c)
+        if ok:
+            pooling = self.encoder.check_pooling(pooling)
+            vectors = self.encoder.encode_videos([clips[i] for i in ok], pooling=pooling)
+            same_space = (self.index.has_videos and pooling == self.index.manifest["videos"].get("pooling", pooling))
+            merged = self.search(vectors, top=top, use_videos=same_space)
+            for i, cands in zip(ok, merged, strict=True):
+                results[i].candidates = cands
+        return results
+
+    def query_texts(self, texts: Sequence[str], *, top: int = 5) -> list[QueryResult]:
+        vectors = self.encoder.encode_text(list(texts))
+        merged = self.search(vectors, top=top, use_videos=False)
+        return [QueryResult(t, cands) for t, cands in zip(texts, merged, strict=True)]
+
+    def search(self, vectors: np.ndarray, *, top: int = 5, use_videos: bool = True,
+               pool_size: int = CANDIDATE_POOL) -> list[list[Candidate]]:
+        """Merged, ranked candidates for each query vector (already in the index's space)."""
+        k = max(top, pool_size)
+        t_scores, t_ids = faiss_ops.search(self.index.prompts_index, vectors, k)
+        v_hits = None
+        if use_videos and self.index.has_videos:
+            v_hits = faiss_ops.search(self.index.videos_index, vectors, k * VIDEO_HITS_PER_RESULT)
+        out = []
+        for q in range(len(vectors)):
+            text = {int(i): float(s) for s, i in zip(t_scores[q], t_ids[q], strict=True) if i >= 0}
+            video: dict[int, tuple[float, int]] = {}
+            if v_hits is not None:
+                for s, vi in zip(v_hits[0][q], v_hits[1][q], strict=True):
+                    if vi < 0:
+                        continue
+                    row = int(self._video_prompt_rows[vi])
+                    if row not in video or s > video[row][0]:
+                        video[row] = (float(s), int(vi))
+            out.append(self._merge(text, video, top))
+        return out
+
+    def _merge(self, text: dict[int, float], video: dict[int, tuple[float, int]], top: int) -> list[Candidate]:
+        zt, t_fill = standardise(text)
+        zv, v_fill = standardise({row: s for row, (s, _) in video.items()})
+        w = self.weights
+        scored = []
+        for row in set(text) | set(video):
+            ts = text.get(row)
+            vs = video[row][0] if row in video else None
+            if video:
+                score = w.text * zt.get(row, t_fill) + w.video * zv.get(row, v_fill)
+            else:  # text path alone: keep the cosine itself, it means more to a reader than a z-score
+                score = ts
+            scored.append((score, row, ts, vs))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        table = self.index.prompts_table
+        cands = []
+        for rank, (score, row, ts, vs) in enumerate(scored[:top], start=1):
+            source = "text+video" if ts is not None and vs is not None else ("text" if ts is not None else "video")
+            matched = None
+            if vs is not None:
+                vi = video[row][1]
+                matched = f"{self._video_generators[vi]}-{self._video_uuids[vi]}"
+            cands.append(Candidate(rank, float(score), table.column("prompt")[row].as_py(),
+                                   table.column("uuid")[row].as_py(), table.column("prompt_id")[row].as_py(),
+                                   source, ts, vs, matched))
+        return cands
+
+    # -- columns of the video table, read once ---------------------------------------------
+    @functools.cached_property
+    def _video_prompt_rows(self) -> np.ndarray:
+        return self.index.videos_table.column("prompt_row").to_numpy()
+
+    @functools.cached_property
+    def _video_uuids(self) -> list[str]:
+        return self.index.videos_table.column("uuid").to_pylist()
+
+    @functools.cached_property
+    def _video_generators(self) -> list[str]:
+        return self.index.videos_table.column("generator").to_pylist()
