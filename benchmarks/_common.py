@@ -32,3 +32,34 @@ def write_json(path: str | Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
     print(f"\nwrote {path}")
+
+
+def v2p_cli(*args: str) -> str:
+    """Run a v2p command as a user would; return its stdout."""
+    import subprocess
+    import sys
+
+    print("$ v2p " + " ".join(args), flush=True)
+    return subprocess.run([sys.executable, "-m", "v2p.cli", *args], check=True, capture_output=True, text=True).stdout
+
+
+def heldout_world(out: Path) -> tuple[Path, Path]:
+    """The test shard: seed 777 (never used in training or tuning). Bank: 2,000 prompts by ms + vc2;
+    queries: 500 of the same prompts rendered by pika, a generator absent from the index."""
+    bank, queries = out / "bank", out / "queries"
+    if not (bank / "prompts.csv").exists():
+        v2p_cli("synth", "--n", "2000", "--seed", "777", "--generators", "ms,vc2", "--out", str(bank), "--overwrite")
+    if not (queries / "prompts.csv").exists():
+        v2p_cli("synth", "--n", "2000", "--seed", "777", "--generators", "pika", "--video-sample", "500",
+                "--out", str(queries), "--overwrite")
+    return bank, queries
+
+
+def heldout_index(out: Path, name: str, spec: str) -> Path:
+    """Index of the held-out bank with ``spec``, keeping the first 1,600 prompts (so ~100 queries are not in it)."""
+    bank, _ = heldout_world(out)
+    index = out / f"index-{name}"
+    if not (index / "manifest.json").exists():
+        v2p_cli("index", "build", str(bank), "--out", str(index), "--encoder", spec, "--videos", "--limit", "1600",
+                "--overwrite")
+    return index

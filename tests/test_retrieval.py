@@ -121,3 +121,25 @@ def test_query_cli_refuses_other_encoder(tiny_clip_index):
     result = runner.invoke(app, ["query", "--text", "x", "--index", str(tiny_clip_index), "--encoder", "minilm"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error:") and "Traceback" not in result.output
+
+
+def test_index_from_other_weights_of_the_same_spec_is_refused(small_shard, tmp_path):
+    """Two towers under one spec name (a retrained v2p-tiny, say) must not be mixed."""
+    import shutil
+
+    from v2p.embed.factory import create_encoder
+    from v2p.index.build import BuildConfig, build_index
+    from v2p.train.data import from_shard
+    from v2p.train.loop import TrainConfig, train_tower
+
+    data = from_shard(open_shard(small_shard), text_encoder="minilm")
+    model = tmp_path / "m"
+    train_tower(data, model, cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25))
+    build_index(open_shard(small_shard), tmp_path / "idx", BuildConfig(encoder=f"v2p:{model}"))
+    assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["encoder_fingerprint"]
+    Retriever(tmp_path / "idx")  # same weights: fine
+    shutil.rmtree(model)
+    train_tower(data, model, cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25, seed=1))
+    create_encoder.cache_clear()
+    with pytest.raises(IndexMismatchError, match="built with other weights"):
+        Retriever(tmp_path / "idx")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -115,13 +115,13 @@ class VideoSource:
             bad.add(str(self.path), "header", "unreadable_archive", f"not a readable tar archive ({exc})")
             return None
 
-    def refs(self, bad: BadRecords) -> Iterator[VideoRef]:
-        """List videos without reading their bytes."""
+    def _entries(self, bad: BadRecords) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
+        """Each well-named video with a function that reads its bytes (archive open meanwhile)."""
         if not self.is_archive:
             for rel in self._folder_files():
                 ref = self._ref(rel, bad)
                 if ref is not None:
-                    yield ref
+                    yield ref, (self.path / rel).read_bytes
             return
         tf = self._open_archive(bad)
         if tf is None:
@@ -130,28 +130,17 @@ class VideoSource:
             for info in self._archive_members(tf, bad):
                 ref = self._ref(info.name, bad)
                 if ref is not None:
-                    yield ref
+                    yield ref, lambda info=info: tf.extractfile(info).read()
+
+    def refs(self, bad: BadRecords) -> Iterator[VideoRef]:
+        """List videos without reading their bytes."""
+        for ref, _ in self._entries(bad):
+            yield ref
 
     def payloads(self, bad: BadRecords) -> Iterator[tuple[VideoRef, bytes]]:
         """Read videos one at a time: (where it came from, its encoded bytes)."""
-        if not self.is_archive:
-            for rel in self._folder_files():
-                ref = self._ref(rel, bad)
-                if ref is not None:
-                    yield ref, (self.path / rel).read_bytes()
-            return
-        tf = self._open_archive(bad)
-        if tf is None:
-            return
-        with tf:
-            for info in self._archive_members(tf, bad):
-                ref = self._ref(info.name, bad)
-                if ref is None:
-                    continue
-                fh = tf.extractfile(info)
-                if fh is None:
-                    continue
-                yield ref, fh.read()
+        for ref, read in self._entries(bad):
+            yield ref, read()
 
 
 def discover_video_sources(folder: Path) -> list[VideoSource]:

@@ -48,6 +48,7 @@ class Encoder(ABC):
     frame_dim: int | None = None  # per-frame vector size (None for text-only encoders)
     num_frames: int = 8  # frames sampled per clip by default
     poolings: tuple[str, ...] = ()  # pooling names this encoder accepts; the first is its default
+    fingerprint: str | None = None  # identifies the weights when the spec alone does not (trained towers)
 
     @abstractmethod
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 256,
@@ -58,6 +59,11 @@ class Encoder(ABC):
         raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")
 
     def pool(self, frame_vectors: np.ndarray, pooling: str | None = None) -> np.ndarray:
+        raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")
+
+    def frames_in_text_space(self, frame_vectors: np.ndarray) -> np.ndarray:
+        """[n, t, f] per-frame vectors -> [n, t, d]: each frame alone, in the text space (for
+        fine-grained frame-vs-prompt scores)."""
         raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")
 
     def encode_videos(self, clips: Sequence[np.ndarray], *, pooling: str | None = None,

@@ -194,3 +194,6 @@ class OpenClipEncoder(Encoder):
     def pool(self, frame_vectors: np.ndarray, pooling: str | None = None) -> np.ndarray:
         self.check_pooling(pooling)
         return l2_normalize(frame_vectors.astype(np.float32).mean(axis=1))
+
+    def frames_in_text_space(self, frame_vectors: np.ndarray) -> np.ndarray:
+        return l2_normalize(np.asarray(frame_vectors, np.float32))  # CLIP frames already share the text space

@@ -78,6 +78,6 @@ def create_encoder(spec: str, device: str | None = None) -> Encoder:
 
         return OpenClipEncoder(parsed.model, pretrained=parsed.pretrained, checkpoint=parsed.checkpoint,
                                device=device)
-    from v2p.embed.tiny import load_video_model
+    from v2p.embed.tower import load_video_model
 
     return load_video_model(parsed.model, device=device)

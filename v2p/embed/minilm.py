@@ -37,7 +37,10 @@ def load_sentence_transformer(device: str):
     """One SentenceTransformer per device and process: the model is never loaded twice."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(minilm_model_dir()), device=device, local_files_only=True)
+    from v2p._hf import quiet_transformers
+
+    with quiet_transformers():
+        return SentenceTransformer(str(minilm_model_dir()), device=device, local_files_only=True)
 
 
 class MiniLMEncoder(Encoder):

@@ -384,7 +384,8 @@ class IndexBuilder:
         manifest = {
             "format_version": FORMAT_VERSION, "v2p_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "encoder": self.encoder.spec, "dim": self.encoder.dim, "metric": "inner_product", "normalized": True,
+            "encoder": self.encoder.spec, "encoder_fingerprint": self.encoder.fingerprint, "dim": self.encoder.dim,
+            "metric": "inner_product", "normalized": True,
             "prompts": {"count": n_prompts, "factory": prompt_factory, "index_file": PROMPTS_INDEX,
                         "table_file": PROMPTS_TABLE},
             "videos": videos_meta,

@@ -79,6 +79,14 @@ class IndexDir:
                 "vectors from different spaces. Drop --encoder, or build an index with that encoder.")
         return self.encoder_spec
 
+    def check_fingerprint(self, fingerprint: str | None) -> None:
+        """Refuse an encoder whose weights differ from the build's (same spec, other version)."""
+        built = self.manifest.get("encoder_fingerprint")
+        if built and fingerprint and built != fingerprint:
+            raise IndexMismatchError(
+                f"{self.path} was built with other weights of {self.encoder_spec!r} (fingerprint {built}, "
+                f"loaded {fingerprint}); rebuild the index with 'v2p index build'")
+
     # -- lazy loads (each file read once per IndexDir) --------------------------------------
     @functools.cached_property
     def prompts_index(self):

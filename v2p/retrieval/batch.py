@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from v2p.errors import V2PError
 from v2p.retrieval.lookup import results_to_table
-from v2p.retrieval.search import Retriever
+from v2p.retrieval.search import Retriever, VideoAnswerer
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 RESULT_COLUMNS = [("path", "VARCHAR"), ("rank", "INTEGER"), ("prompt", "VARCHAR"), ("uuid", "VARCHAR"),
@@ -95,9 +95,11 @@ def _ensure_out_table(con: duckdb.DuckDBPyConnection, out: str) -> str:
 
 def run_batch(db: str | Path, *, out_table: str, index: str | Path | None = None, table: str | None = None,
               column: str | None = None, sql: str | None = None, top: int = 5, chunk: int = 32,
-              retriever: Retriever | None = None, on_progress: Callable[[int, int], None] | None = None
+              retriever: VideoAnswerer | None = None, on_progress: Callable[[int, int], None] | None = None
               ) -> BatchReport:
-    """Query every path of the source and write result rows into ``out_table`` of the same file."""
+    """Query every path of the source and write result rows into ``out_table`` of the same file.
+
+    ``retriever`` answers the clips (a plain :class:`Retriever` over ``index`` by default, or a reranker)."""
     db = Path(db)
     if not db.is_file():
         raise V2PError(f"{db}: no such DuckDB file")

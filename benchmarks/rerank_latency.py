@@ -1,0 +1,69 @@
+"""What --rerank and --splice add per query on CPU, K = 50 candidates, model loading excluded.
+
+Clips are decoded and encoded once beforehand (the same for every mode); then, one query at a
+time: plain search; search + rerank (all terms on, bank LM included); search + rerank + splice.
+Target (issue 5): rerank + splice together add under 300 ms per query.
+Usage: python benchmarks/rerank_latency.py [--queries 50] [--out bench-out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import heldout_index, heldout_world, print_table, v2p_cli, write_json  # noqa: E402
+
+from v2p.data.shard import open_shard  # noqa: E402
+from v2p.eval.runner import load_queries  # noqa: E402
+from v2p.rerank.lm import load_fluency_model  # noqa: E402
+from v2p.rerank.reranker import DEFAULT_K, Reranker, RerankWeights  # noqa: E402
+from v2p.rerank.splice import splice_prompt  # noqa: E402
+from v2p.retrieval.search import Retriever  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--out", default="bench-out")
+    args = ap.parse_args()
+    out = Path(args.out) / "heldout"
+    _, queries_dir = heldout_world(out)
+    index = heldout_index(out, "temporal", "v2p-tiny")
+    if not (index / "lm" / "config.json").exists():
+        v2p_cli("lm", "train", str(index))
+    retriever = Retriever(index)
+    weights = RerankWeights(index=1.0, frame_mean=0.25, frame_max=0.25, consensus=0.5, fluency=0.1)
+    reranker = Reranker(retriever, weights, fluency=load_fluency_model("bank", index))
+    queries = load_queries(open_shard(queries_dir), generator="pika", limit=args.queries)
+    enc = retriever.encoder
+    frames = enc.encode_frames(retriever.load_clips([q.data for q in queries]))
+    pooled, frame_text = enc.pool(frames), enc.frames_in_text_space(frames)
+    reranker.metric_encoder  # load once, outside the timings
+    times = {"plain search": [], "rerank (added)": [], "splice (added)": []}
+    for i in range(len(queries)):
+        t0 = time.perf_counter()
+        cands = retriever.search(pooled[i:i + 1], top=DEFAULT_K, pool_size=DEFAULT_K)[0]
+        t1 = time.perf_counter()
+        ranked = reranker.rerank(cands, frame_text[i], DEFAULT_K)
+        t2 = time.perf_counter()
+        splice_prompt(pooled[i], ranked, enc, fluency=reranker.fluency)
+        t3 = time.perf_counter()
+        times["plain search"].append(t1 - t0)
+        times["rerank (added)"].append(t2 - t1)
+        times["splice (added)"].append(t3 - t2)
+    times["rerank + splice (added)"] = [a + b for a, b in zip(times["rerank (added)"], times["splice (added)"],
+                                                               strict=True)]
+    rows = [{"step": k, "mean_ms": 1000 * float(np.mean(v)), "p50_ms": 1000 * float(np.median(v)),
+             "p95_ms": 1000 * float(np.percentile(v, 95))} for k, v in times.items()]
+    print_table(rows, f"per query, K={DEFAULT_K}, {len(queries)} queries, bank of "
+                      f"{retriever.index.manifest['prompts']['count']} prompts")
+    write_json(out / "rerank_latency.json", {"rows": rows, "weights": weights.__dict__})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Training: a few real steps lower the loss; trained folders load as encoders; cached-frame training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from v2p.data.shard import open_shard
+from v2p.embed.factory import create_encoder
+from v2p.embed.tower import TemporalHead, MeanHead
+from v2p.errors import EncoderSpecError, V2PError
+from v2p.index.build import BuildConfig, build_index
+from v2p.retrieval.search import Retriever
+from v2p.train import data as train_data
+from v2p.train.loop import ContrastiveLoss, TrainConfig, train_tower
+
+import torch
+
+
+@pytest.fixture(scope="module")
+def shard_set(small_shard):
+    return train_data.from_shard(open_shard(small_shard), text_encoder="minilm", image_size=64)
+
+
+def test_training_set_from_shard(shard_set):
+    assert shard_set.inputs.shape == (36, 8, 64, 64, 3) and shard_set.inputs.dtype == np.uint8
+    assert shard_set.text_vectors.shape == (12, 384)
+    assert sorted(np.bincount(shard_set.video_prompt).tolist()) == [3] * 12  # 3 generators per prompt
+    train, val = shard_set.split(0.25, seed=0)
+    assert len(set(train) & set(val)) == 0 and len(train) + len(val) == 12
+
+
+@pytest.mark.parametrize("head", ["temporal", "mean"])
+def test_a_few_steps_lower_the_loss(shard_set, tmp_path, head):
+    cfg = TrainConfig(epochs=12, batch_size=9, lr=3e-3, patience=100, val_fraction=0.25, augment=False)
+    result = train_tower(shard_set, tmp_path / head, head=head, cfg=cfg)
+    losses = [r["train_loss"] for r in result.history]
+    assert len(losses) == 12
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+    assert {"val_loss", "val_r1", "val_r5"} <= set(result.history[0])
+    files = sorted(p.name for p in (tmp_path / head).iterdir())
+    assert files == ["config.json", "model.safetensors", "train_log.jsonl", "training.json"]
+    log = [json.loads(line) for line in (tmp_path / head / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, 13))
+
+
+def test_trained_folder_is_an_encoder_and_indexes(shard_set, small_shard, tmp_path):
+    train_tower(shard_set, tmp_path / "m", cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25))
+    enc = create_encoder(f"v2p:{tmp_path / 'm'}")
+    assert enc.dim == 384 and enc.poolings == ("temporal",)
+    clips = list(shard_set.inputs[:2])
+    v = enc.encode_videos(clips)
+    assert v.shape == (2, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert np.allclose(enc.encode_text(["a red ball"]), create_encoder("minilm").encode_text(["a red ball"]))
+    report = build_index(open_shard(small_shard), tmp_path / "idx",
+                         BuildConfig(encoder=f"v2p:{tmp_path / 'm'}", videos=True))
+    assert report.videos == 36
+    r = Retriever(tmp_path / "idx")
+    assert r.index.manifest["videos"]["pooling"] == "temporal"
+    assert len(r.query_texts(["a red ball"], top=3)[0].candidates) == 3
+
+
+def test_head_trains_on_cached_clip_frames(tiny_clip_index, tmp_path):
+    data = train_data.from_index(tiny_clip_index, text_encoder="minilm")
+    assert data.inputs.shape == (36, 8, 64) and data.frame_encoder == "clip:v2p-clip-tiny/random"
+    result = train_tower(data, tmp_path / "head", head="mean",
+                         cfg=TrainConfig(epochs=3, batch_size=12, val_fraction=0.25))
+    assert len(result.history) == 3
+    cfg = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert cfg["frame_encoder"] == "clip:v2p-clip-tiny/random" and cfg["frame_dim"] == 64
+    enc = create_encoder(f"v2p:{tmp_path / 'head'}")
+    assert enc.encode_videos([np.zeros((8, 32, 32, 3), np.uint8)]).shape == (1, 384)
+
+
+def test_index_without_videos_cannot_train(minilm_index):
+    with pytest.raises(V2PError, match="built without --videos"):
+        train_data.from_index(minilm_index, text_encoder="minilm")
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(EncoderSpecError, match="no such model folder"):
+        create_encoder(f"v2p:{tmp_path / 'nope'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EncoderSpecError, match="not a trained v2p model"):
+        create_encoder(f"v2p:{tmp_path / 'empty'}")
+
+
+def test_temporal_head_sees_order_mean_head_does_not():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 16)
+    reversed_x = x.flip(1)
+    mean = MeanHead(16, 4).eval()
+    temporal = TemporalHead(16, 4, width=16, heads=2).eval()
+    with torch.no_grad():
+        assert torch.allclose(mean(x), mean(reversed_x), atol=1e-6)
+        assert not torch.allclose(temporal(x), temporal(reversed_x), atol=1e-3)
+
+
+def test_contrastive_loss_prefers_matching_pairs():
+    loss = ContrastiveLoss()
+    eye = torch.eye(4)
+    assert loss(eye, eye) < loss(eye, eye.roll(1, 0))

@@ -1,0 +1,222 @@
+"""Video towers trained by ``v2p train``: a frame encoder + a pooling head into a text space.
+
+* frame encoder ``tiny-cnn``: a small CNN trained from scratch on 64x64 frames. Its last
+  4x4 feature map is flattened, not averaged, so each frame vector keeps *where* things
+  are: motion direction is then readable from the sequence of frame vectors.
+  (Alternatively a frozen CLIP spec, whose per-frame vectors come from an index cache.)
+* heads: ``mean`` (CLIP4Clip meanP: mean of frame vectors + linear projection) and
+  ``temporal`` (CLIP4Clip seqTransf / STAN's temporal branch: a small transformer over frame
+  vectors with temporal position embeddings, plus a residual to the mean).
+
+A trained tower is a folder: ``config.json`` + ``model.safetensors`` (+ training log). Its
+encoder spec is ``v2p:<folder>``; ``v2p-tiny`` is the one shipped inside the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from v2p.embed.base import Encoder, ProgressFn, pick_device
+from v2p.errors import EncoderSpecError
+
+TINY_CNN = "tiny-cnn"
+PACKAGED_MODELS = Path(__file__).resolve().parent.parent / "models"
+FRAME_MEAN, FRAME_STD = 0.45, 0.25
+
+
+@dataclass
+class TowerConfig:
+    text_encoder: str = "minilm"
+    text_dim: int = 384
+    frame_encoder: str = TINY_CNN  # or a CLIP spec (frozen; frames come from an index cache)
+    frame_dim: int = 128
+    image_size: int = 64
+    cnn_width: int = 32
+    head: str = "temporal"  # or "mean"
+    head_width: int = 128
+    head_layers: int = 2
+    head_heads: int = 4
+    num_frames: int = 8
+
+    def save(self, folder: Path) -> None:
+        (folder / "config.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> TowerConfig:
+        return cls(**json.loads((folder / "config.json").read_text()))
+
+
+class FrameCNN(nn.Module):
+    """Four stride-2 conv blocks (64 -> 4 px, ~11M multiply-adds a frame), flattened map -> frame vector."""
+
+    def __init__(self, width: int = 32, out_dim: int = 128, image_size: int = 64):
+        super().__init__()
+        chans = [3, width, 2 * width, 3 * width, 4 * width]
+        layers = []
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU()]
+        self.features = nn.Sequential(*layers)
+        side = image_size // 16
+        self.proj = nn.Linear(chans[-1] * side * side, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, out_dim]
+        return self.proj(self.features(x).flatten(1))
+
+
+class MeanHead(nn.Module):
+    def __init__(self, frame_dim: int, out_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(frame_dim, out_dim)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:  # [B, T, f] -> [B, out]
+        return self.proj(frames.mean(dim=1))
+
+
+class TemporalHead(nn.Module):
+    def __init__(self, frame_dim: int, out_dim: int, width: int = 128, layers: int = 2, heads: int = 4,
+                 max_frames: int = 32):
+        super().__init__()
+        self.inp = nn.Linear(frame_dim, width)
+        self.pos = nn.Parameter(torch.zeros(max_frames, width))
+        nn.init.normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.1,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Linear(width, out_dim)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.inp(frames)
+        h = self.encoder(x + self.pos[: x.shape[1]])
+        return self.out((h + x).mean(dim=1))  # residual to the mean, as CLIP4Clip's seqTransf
+
+
+class VideoTower(nn.Module):
+    """Frame encoder (optional: absent when frames arrive as cached vectors) + head."""
+
+    def __init__(self, cfg: TowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.frame_encoder = (FrameCNN(cfg.cnn_width, cfg.frame_dim, cfg.image_size)
+                              if cfg.frame_encoder == TINY_CNN else None)
+        if cfg.head == "mean":
+            self.head = MeanHead(cfg.frame_dim, cfg.text_dim)
+        elif cfg.head == "temporal":
+            self.head = TemporalHead(cfg.frame_dim, cfg.text_dim, cfg.head_width, cfg.head_layers, cfg.head_heads)
+        else:
+            raise EncoderSpecError(f"unknown head {cfg.head!r}; choose mean or temporal")
+
+    def encode_frames(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, T, 3, H, W] normalised pixels -> [B, T, frame_dim]."""
+        b, t = pixels.shape[:2]
+        return self.frame_encoder(pixels.flatten(0, 1)).view(b, t, -1)
+
+    def pool(self, frames: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(frames), dim=-1)
+
+
+def frames_to_pixels(clips: Sequence[np.ndarray], size: int) -> torch.Tensor:
+    """uint8 clips [T, H, W, 3] -> float [B, T, 3, size, size], whole frame resized (no crop)."""
+    out = []
+    for clip in clips:
+        x = torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2).float()
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(x)
+    return normalise_pixels(torch.stack(out))
+
+
+def normalise_pixels(x: torch.Tensor) -> torch.Tensor:
+    """0..255 float or uint8 -> the tower's input range."""
+    return (x.float() / 255.0 - FRAME_MEAN) / FRAME_STD
+
+
+def save_tower(model: VideoTower, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.cfg.save(folder)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+
+
+def load_tower(folder: Path, device: str = "cpu") -> VideoTower:
+    from safetensors.torch import load_file
+
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise EncoderSpecError(f"{folder}: not a trained v2p model (needs config.json and model.safetensors)")
+    model = VideoTower(TowerConfig.load(folder))
+    missing, unexpected = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+    if missing or unexpected:
+        raise EncoderSpecError(f"{folder}: weights do not match the config (missing {missing[:3]}, "
+                               f"unexpected {unexpected[:3]})")
+    return model.to(device).eval()
+
+
+class TowerEncoder(Encoder):
+    """A trained tower as an :class:`Encoder`: videos through the tower, text through its text encoder."""
+
+    def __init__(self, folder: Path, spec: str, device: str | None = None):
+        from v2p.embed.factory import create_encoder
+
+        self.device = pick_device(device)
+        self.model = load_tower(folder, self.device)
+        self.cfg = self.model.cfg
+        self.spec = spec
+        self.fingerprint = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+        self.dim = self.cfg.text_dim
+        self.frame_dim = self.cfg.frame_dim
+        self.num_frames = self.cfg.num_frames
+        self.poolings = (self.cfg.head,)
+        self.text = create_encoder(self.cfg.text_encoder, device)
+        self.frames_backbone = None if self.model.frame_encoder is not None else create_encoder(self.cfg.frame_encoder,
+                                                                                                 device)
+
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256,
+                    on_progress: ProgressFn | None = None) -> np.ndarray:
+        return self.text.encode_text(texts, batch_size=batch_size, on_progress=on_progress)
+
+    @torch.inference_mode()
+    def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+        if self.frames_backbone is not None:
+            return self.frames_backbone.encode_frames(clips, batch_size=batch_size)
+        out = []
+        for start in range(0, len(clips), batch_size):
+            pixels = frames_to_pixels(clips[start:start + batch_size], self.cfg.image_size).to(self.device)
+            out.append(self.model.encode_frames(pixels).float().cpu().numpy())
+        if not out:
+            return np.empty((0, self.num_frames, self.frame_dim), np.float32)
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def pool(self, frame_vectors: np.ndarray, pooling: str | None = None) -> np.ndarray:
+        self.check_pooling(pooling)
+        x = torch.from_numpy(np.asarray(frame_vectors, dtype=np.float32)).to(self.device)
+        return self.model.pool(x).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def frames_in_text_space(self, frame_vectors: np.ndarray) -> np.ndarray:
+        """The head applied to every frame as a one-frame clip: what each moment looks like in text space."""
+        x = torch.from_numpy(np.asarray(frame_vectors, dtype=np.float32)).to(self.device)
+        n, t, f = x.shape
+        return self.model.pool(x.reshape(n * t, 1, f)).reshape(n, t, -1).float().cpu().numpy()
+
+
+def load_video_model(name: str, device: str | None = None) -> TowerEncoder:
+    """``v2p-tiny`` (shipped in the package) or a folder written by ``v2p train``."""
+    if name == "v2p-tiny":
+        folder = PACKAGED_MODELS / "v2p-tiny"
+        if not (folder / "model.safetensors").is_file():
+            raise EncoderSpecError(f"the packaged v2p-tiny model is missing at {folder}; reinstall v2p")
+        return TowerEncoder(folder, "v2p-tiny", device)
+    folder = Path(name)
+    if not folder.is_dir():
+        raise EncoderSpecError(f"v2p:{name}: no such model folder (train one with 'v2p train')")
+    return TowerEncoder(folder, f"v2p:{name}", device)

@@ -1,0 +1,154 @@
+"""``v2p eval``: query an index with a shard's videos and score the answers against the truth.
+
+Queries whose prompt is in the index's bank measure "which prompt made this" (R@1/5/10 of
+the exact prompt, plus text metrics); queries whose prompt is not in the bank measure
+"suggest a prompt" (text and attribute metrics only). Each metric gets a 95% bootstrap
+interval. For a fair test, query with a generator whose videos are not in the index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from v2p.data.bad_records import BadRecords
+from v2p.data.prompts import read_prompts_table
+from v2p.data.shard import Shard
+from v2p.embed.factory import create_encoder
+from v2p.eval import metrics
+from v2p.retrieval.search import QueryResult, Retriever
+
+DIRECTED_ACTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking")
+RECALL_KS = (1, 5, 10)
+
+# answer(query clips as bytes, names) -> one QueryResult per clip (plain retrieval, or reranked)
+Answerer = Callable[[list[bytes], list[str]], list[QueryResult]]
+
+
+@dataclass
+class QueryTruth:
+    name: str
+    data: bytes
+    uuid: str
+    prompt: str
+    prompt_id: str
+    attributes: dict | None
+
+
+@dataclass
+class EvalReport:
+    in_bank: dict = field(default_factory=dict)
+    not_in_bank: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {**self.in_bank, "not_in_bank": self.not_in_bank, **self.meta}
+
+
+def load_queries(shard: Shard, *, generator: str | None = None, limit: int | None = None) -> list[QueryTruth]:
+    """The shard's videos (of one generator, if named) with their true prompt and attributes."""
+    table = read_prompts_table(shard.prompts_path, dedup=False, bad=BadRecords(skip_bad=True))
+    has_attrs = "attributes" in table.column_names
+    truth = {}
+    for i, uuid in enumerate(table.column("uuid").to_pylist()):
+        attrs = table.column("attributes")[i].as_py() if has_attrs else None
+        truth[uuid] = (table.column("prompt")[i].as_py(), table.column("prompt_id")[i].as_py(),
+                       json.loads(attrs) if attrs else None)
+    out = []
+    for ref, data in shard.video_payloads(BadRecords(skip_bad=True), [generator] if generator else None):
+        if ref.uuid not in truth:
+            continue
+        prompt, pid, attrs = truth[ref.uuid]
+        out.append(QueryTruth(ref.member, data, ref.uuid, prompt, pid, attrs))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def _summarise(per_query: dict[str, np.ndarray], attrs: dict[str, np.ndarray], direction: np.ndarray,
+               n: int) -> dict:
+    out: dict = {"n_queries": n}
+    intervals = {}
+    for name, values in per_query.items():
+        out[name] = float(values.mean()) if len(values) else None
+        intervals[name] = list(metrics.bootstrap_ci(values)) if len(values) else None
+    out["attribute_accuracy"] = {k: float(v.mean()) for k, v in attrs.items()} if attrs else {}
+    intervals["attribute_accuracy"] = {k: list(metrics.bootstrap_ci(v)) for k, v in attrs.items()} if attrs else {}
+    out["direction_accuracy"] = float(direction.mean()) if len(direction) else None
+    intervals["direction_accuracy"] = list(metrics.bootstrap_ci(direction)) if len(direction) else None
+    out["intervals"] = intervals
+    return out
+
+
+def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_ids: set[str],
+                  bank_attributes: Callable[[str], dict | None]) -> EvalReport:
+    """Metrics of answered queries, split by whether the true prompt is in the bank."""
+    minilm = create_encoder("minilm")
+    report = EvalReport()
+    errors = sum(1 for r in results if r.error or not r.candidates)
+    answered = [(q, r) for q, r in zip(queries, results, strict=True) if not r.error and r.candidates]
+    for in_bank in (True, False):
+        group = [(q, r) for q, r in answered if (q.prompt_id in bank_ids) == in_bank]
+        if not group:
+            (report.in_bank if in_bank else report.not_in_bank).update({"n_queries": 0})
+            continue
+        tops = [r.best_prompt for _, r in group]
+        refs = [q.prompt for q, _ in group]
+        per_query = {}
+        if in_bank:
+            ranks = [next((c.rank for c in r.candidates if c.prompt_id == q.prompt_id), None) for q, r in group]
+            for k in RECALL_KS:
+                per_query[f"recall_at_{k}"] = metrics.recall_at_k(ranks, k)
+        per_query["minilm_cosine"] = metrics.minilm_cosine(tops, refs, minilm.encode_text)
+        per_query["bleu"] = metrics.bleu(tops, refs)
+        per_query["rouge_l"] = metrics.rouge_l(tops, refs)
+        with_truth = [(q, r) for q, r in group if q.attributes]
+        attrs, direction = {}, np.array([])
+        if with_truth:
+            predicted = [metrics.parse_attributes(r.spliced) if r.spliced else
+                         (bank_attributes(r.candidates[0].prompt_id) or metrics.parse_attributes(r.candidates[0].prompt))
+                         for _, r in with_truth]
+            truth = [q.attributes for q, _ in with_truth]
+            attrs = metrics.attribute_matches(predicted, truth)
+            directed = [i for i, t in enumerate(truth) if t.get("action") in DIRECTED_ACTIONS]
+            direction = attrs["action"][directed] if directed else np.array([])
+        summary = _summarise(per_query, attrs, direction, len(group))
+        (report.in_bank if in_bank else report.not_in_bank).update(summary)
+    report.meta = {"errors": errors}
+    return report
+
+
+def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None, limit: int | None = None,
+             top: int = 10, answer: Answerer | None = None, retriever: Retriever | None = None,
+             on_progress: Callable[[str, int, int | None], None] | None = None, batch: int = 64) -> EvalReport:
+    """Query ``index`` with the videos of ``queries`` and score the top answers."""
+    progress = on_progress or (lambda stage, advance, total: None)
+    retriever = retriever or Retriever(index)
+    items = load_queries(queries, generator=generator, limit=limit)
+    if answer is None:
+        def answer(datas: list[bytes], names: list[str]) -> list[QueryResult]:
+            return retriever.query_videos(datas, top=max(top, max(RECALL_KS)))
+    results: list[QueryResult] = []
+    progress("querying", 0, len(items))
+    for s in range(0, len(items), batch):
+        part = items[s:s + batch]
+        results += answer([q.data for q in part], [q.name for q in part])
+        progress("querying", len(part), None)
+    table = retriever.index.prompts_table
+    bank_ids = set(table.column("prompt_id").to_pylist())
+    attr_col = table.column("attributes").to_pylist() if "attributes" in table.column_names else None
+    row_of = retriever.index.prompt_row_by_id
+
+    def bank_attributes(pid: str) -> dict | None:
+        if attr_col is None or pid not in row_of or not attr_col[row_of[pid]]:
+            return None
+        return json.loads(attr_col[row_of[pid]])
+
+    report = score_answers(items, results, bank_ids, bank_attributes)
+    report.meta.update({"index": str(index), "queries": str(queries.prompts_path), "generator": generator,
+                        "encoder": retriever.index.encoder_spec})
+    return report

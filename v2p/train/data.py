@@ -1,0 +1,115 @@
+"""Training pairs (video, prompt) for ``v2p train``, from a shard or from an index's frame cache.
+
+* From a shard: every video is decoded once (``num_frames`` frames, resized to the tower's
+  input size) and kept as uint8; the frame encoder is then trained from scratch.
+* From an index built with ``--videos``: the per-frame vectors it cached are used as they
+  are (the CLIP frame encoder stays frozen), so no frame is decoded or encoded again.
+
+Prompts are embedded once with the frozen text encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from v2p.data.bad_records import BadRecords
+from v2p.data.frames import sample_frames
+from v2p.data.prompts import read_prompts_table
+from v2p.data.shard import Shard
+from v2p.embed.factory import create_encoder
+from v2p.errors import V2PError, VideoDecodeError
+from v2p.index.store import IndexDir
+
+
+@dataclass
+class TrainingSet:
+    """``inputs[i]`` is video i (uint8 frames [T,S,S,3], or float16 frame vectors [T,f]); it shows prompt ``video_prompt[i]``."""
+
+    inputs: np.ndarray
+    video_prompt: np.ndarray
+    prompts: list[str]
+    text_vectors: np.ndarray
+    source: str
+    frame_encoder: str  # "tiny-cnn" for pixels, else the spec of the cached frame vectors
+
+    @property
+    def is_pixels(self) -> bool:
+        return self.inputs.dtype == np.uint8
+
+    def split(self, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Prompt indices for training and validation (a prompt's videos stay on one side)."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.prompts))
+        n_val = max(1, int(round(len(order) * val_fraction))) if len(order) > 1 else 0
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_size: int = 64,
+               generators: list[str] | None = None, limit: int | None = None, skip_bad: bool = False,
+               on_progress: Callable[[str, int, int | None], None] | None = None) -> TrainingSet:
+    """Decode the shard's videos and pair them with their (deduplicated) prompts."""
+    progress = on_progress or (lambda stage, advance, total: None)
+    bad = BadRecords(skip_bad=skip_bad)
+    table = read_prompts_table(shard.prompts_path, dedup=False, bad=bad)
+    uuid_to_pid = dict(zip(table.column("uuid").to_pylist(), table.column("prompt_id").to_pylist(), strict=True))
+    firsts = table.filter(table.column("first_occurrence"))
+    if limit is not None:
+        firsts = firsts.slice(0, limit)
+    pid_index = {pid: i for i, pid in enumerate(firsts.column("prompt_id").to_pylist())}
+    prompts = firsts.column("prompt").to_pylist()
+
+    def decode(item):
+        ref, data = item
+        try:
+            return ref, _resize_uint8(sample_frames(data, num_frames, name=str(ref)), image_size), None
+        except VideoDecodeError as exc:
+            return ref, None, exc
+
+    wanted = ((ref, data) for ref, data in shard.video_payloads(bad, generators)
+              if uuid_to_pid.get(ref.uuid) in pid_index)
+    clips, owners = [], []
+    progress("decoding videos", 0, None)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for ref, clip, error in pool.map(decode, wanted):
+            if error is not None:
+                bad.add(ref.container, f"member {ref.member}", "undecodable_video", error.reason)
+                continue
+            clips.append(clip)
+            owners.append(pid_index[uuid_to_pid[ref.uuid]])
+            progress("decoding videos", 1, None)
+    if not clips:
+        raise V2PError(f"{shard.prompts_path}: no decodable videos paired with prompts; training needs videos")
+    text = create_encoder(text_encoder)
+    progress("embedding prompts", 0, len(prompts))
+    vectors = text.encode_text(prompts, on_progress=lambda n: progress("embedding prompts", n, None))
+    return TrainingSet(np.stack(clips), np.asarray(owners, np.int64), prompts, vectors,
+                       str(shard.prompts_path), "tiny-cnn")
+
+
+def from_index(index_dir: str | Path, *, text_encoder: str) -> TrainingSet:
+    """Use the per-frame vectors an index cached (``v2p index build --videos``) as training inputs."""
+    index = IndexDir.open(index_dir)
+    if not index.has_videos:
+        raise V2PError(f"{index_dir}: built without --videos; there are no cached frame vectors to train on")
+    if not index.encoder_spec.startswith("clip:"):
+        raise V2PError(f"{index_dir}: frame vectors come from {index.encoder_spec}; training a head on cached "
+                       "frames needs an index built with a clip:... encoder")
+    prompts = index.prompts_table.column("prompt").to_pylist()
+    rows = index.videos_table.column("prompt_row").to_numpy()
+    vectors = create_encoder(text_encoder).encode_text(prompts)
+    return TrainingSet(np.asarray(index.video_frames, dtype=np.float16), rows.astype(np.int64), prompts, vectors,
+                       str(index_dir), index.encoder_spec)

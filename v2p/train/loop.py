@@ -1,0 +1,206 @@
+"""Contrastive training of a video tower into a frozen text space (``v2p train``).
+
+Loss: symmetric InfoNCE between video vectors and the frozen text vectors of their prompts,
+with a learnable temperature (CLIP's logit scale). Each epoch visits every training prompt
+once, with one of its videos drawn at random, so a batch never holds two positives for one
+prompt. Validation (held-out prompts, every one of their videos) picks the best epoch and
+stops training once it has not improved for ``patience`` epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from v2p.embed.tower import TowerConfig, VideoTower, normalise_pixels, save_tower
+from v2p.train.data import TrainingSet
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    patience: int = 5
+    val_fraction: float = 0.1
+    seed: int = 0
+    max_steps: int | None = None  # stop after this many optimiser steps (tests, smoke runs)
+    augment: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: VideoTower
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class ContrastiveLoss(nn.Module):
+    """Symmetric InfoNCE with a learnable temperature, initialised at 1/0.07 and capped at 100."""
+
+    def __init__(self):
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        scale = self.logit_scale.clamp(max=math.log(100)).exp()
+        logits = scale * video @ text.T
+        target = torch.arange(len(video), device=video.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def _augment(pixels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per clip (same for all its frames): a mild random crop-and-resize and brightness change.
+
+    No flips: a mirrored clip would show the opposite motion under the same prompt."""
+    b, t, c, h, w = pixels.shape
+    out = torch.empty_like(pixels)
+    for i in range(b):
+        s = float(torch.empty(1).uniform_(0.88, 1.0, generator=gen))
+        ch, cw = max(8, int(h * s)), max(8, int(w * s))
+        y0 = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
+        x0 = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
+        crop = pixels[i, :, :, y0:y0 + ch, x0:x0 + cw]
+        out[i] = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
+    gain = torch.empty(b, 1, 1, 1, 1).uniform_(0.9, 1.1, generator=gen)
+    return (out * gain).clamp(0, 255)
+
+
+class Trainer:
+    def __init__(self, data: TrainingSet, tower_cfg: TowerConfig, cfg: TrainConfig,
+                 on_progress: Callable[[str, int, int | None], None] | None = None, log_path: Path | None = None):
+        self.data, self.cfg, self.tower_cfg = data, cfg, tower_cfg
+        self.progress = on_progress or (lambda stage, advance, total: None)
+        self.log_path = log_path
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.model = VideoTower(tower_cfg)
+        self.loss = ContrastiveLoss()
+        self.text = torch.from_numpy(np.asarray(data.text_vectors, dtype=np.float32))
+        self.train_prompts, self.val_prompts = data.split(cfg.val_fraction, cfg.seed)
+        self.videos_of = [[] for _ in data.prompts]
+        for v, p in enumerate(data.video_prompt.tolist()):
+            self.videos_of[p].append(v)
+        self.train_prompts = np.array([p for p in self.train_prompts if self.videos_of[p]], np.int64)
+        self.val_prompts = np.array([p for p in self.val_prompts if self.videos_of[p]], np.int64)
+
+    def _forward(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
+        x = torch.from_numpy(self.data.inputs[video_ids])
+        if self.data.is_pixels:
+            pixels = x.permute(0, 1, 4, 2, 3).float()  # [B, T, 3, S, S] in 0..255
+            if train and self.cfg.augment:
+                pixels = _augment(pixels, self.gen)
+            return self.model.pool(self.model.encode_frames(normalise_pixels(pixels)))
+        return self.model.pool(x.float())
+
+    def _validate(self) -> dict:
+        if len(self.val_prompts) == 0:
+            return {}
+        self.model.eval()
+        vids = np.array([v for p in self.val_prompts for v in self.videos_of[p]], np.int64)
+        with torch.no_grad():
+            emb = torch.cat([self._forward(vids[s:s + 256], train=False) for s in range(0, len(vids), 256)])
+            text = self.text[self.val_prompts]
+            scale = self.loss.logit_scale.clamp(max=math.log(100)).exp()
+            logits = scale * emb @ text.T
+            col = {p: i for i, p in enumerate(self.val_prompts.tolist())}
+            target = torch.tensor([col[int(self.data.video_prompt[v])] for v in vids])
+            loss = float(F.cross_entropy(logits, target))
+            ranks = (logits > logits.gather(1, target[:, None])).sum(1)
+        return {"val_loss": loss, "val_r1": float((ranks < 1).float().mean()),
+                "val_r5": float((ranks < 5).float().mean()), "val_videos": len(vids), "val_prompts": len(text)}
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        params = list(self.model.parameters()) + list(self.loss.parameters())
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = max(1, math.ceil(len(self.train_prompts) / cfg.batch_size))
+        total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+        warmup = max(1, total // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+        result = TrainResult(self.model)
+        best_loss, stale, step = float("inf"), 0, 0
+        best_state = None
+        t0 = time.perf_counter()
+        self.progress("training", 0, total)
+        for epoch in range(1, cfg.epochs + 1):
+            self.model.train()
+            order = self.rng.permutation(self.train_prompts)
+            losses = []
+            for s in range(0, len(order), cfg.batch_size):
+                prompts = order[s:s + cfg.batch_size]
+                if len(prompts) < 2:
+                    continue
+                vids = np.array([self.rng.choice(self.videos_of[p]) for p in prompts], np.int64)
+                loss = self.loss(self._forward(vids, train=True), self.text[prompts])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+                step += 1
+                self.progress("training", 1, None)
+                if cfg.max_steps is not None and step >= cfg.max_steps:
+                    break
+            record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else None,
+                      "temperature": float(1 / self.loss.logit_scale.detach().exp()), "seconds": time.perf_counter() - t0,
+                      **self._validate()}
+            result.history.append(record)
+            if self.log_path is not None:
+                with open(self.log_path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            score = record.get("val_loss", record["train_loss"])
+            if score is not None and score < best_loss:
+                best_loss, stale = score, 0
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                result.best_epoch, result.best = epoch, record
+            else:
+                stale += 1
+            if stale >= cfg.patience or (cfg.max_steps is not None and step >= cfg.max_steps):
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        result.seconds = time.perf_counter() - t0
+        return result
+
+
+def train_tower(data: TrainingSet, out: str | Path, *, head: str = "temporal", text_encoder: str = "minilm",
+                cfg: TrainConfig = TrainConfig(), tower_overrides: dict | None = None,
+                on_progress: Callable[[str, int, int | None], None] | None = None,
+                provenance: dict | None = None) -> TrainResult:
+    """Train and save a tower to ``out`` (config.json, model.safetensors, train_log.jsonl, training.json)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "train_log.jsonl"
+    log.unlink(missing_ok=True)
+    frame_dim = int(data.inputs.shape[-1]) if not data.is_pixels else 128
+    tower_cfg = TowerConfig(text_encoder=text_encoder, text_dim=int(data.text_vectors.shape[1]),
+                            frame_encoder=data.frame_encoder, frame_dim=frame_dim, head=head,
+                            num_frames=int(data.inputs.shape[1]),
+                            image_size=int(data.inputs.shape[2]) if data.is_pixels else 64,
+                            **(tower_overrides or {}))
+    result = Trainer(data, tower_cfg, cfg, on_progress, log).run()
+    save_tower(result.model, out)
+    n_params = sum(p.numel() for p in result.model.parameters())
+    (out / "training.json").write_text(json.dumps({
+        "source": data.source, "videos": len(data.inputs), "prompts": len(data.prompts), "train_config": asdict(cfg),
+        "tower_config": asdict(tower_cfg), "parameters": n_params, "best_epoch": result.best_epoch,
+        "best": result.best, "seconds": result.seconds, "torch": torch.__version__, **(provenance or {}),
+    }, indent=2))
+    return result
