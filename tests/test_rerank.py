@@ -119,7 +119,7 @@ def lm_index(minilm_index, tmp_path_factory):
     """A copy of the MiniLM index with a bank LM trained on its prompts."""
     dest = tmp_path_factory.mktemp("lm") / "idx"
     shutil.copytree(minilm_index, dest)
-    record = train_bank_lm(dest, LMTrainConfig(vocab_size=300, epochs=40, batch_size=4, lr=5e-3))
+    record = train_bank_lm(dest, LMTrainConfig(vocab_size=300, epochs=40, min_steps=0, batch_size=4, lr=5e-3))
     assert record["final_loss"] < record["first_loss"]
     return dest
 
@@ -168,7 +168,8 @@ def test_parse_weights():
 def test_cli_lm_train_then_query_rerank_splice(tiny_clip_index, small_shard, tmp_path):
     idx = tmp_path / "idx"
     shutil.copytree(tiny_clip_index, idx)
-    result = runner.invoke(app, ["lm", "train", str(idx), "--epochs", "2", "--vocab-size", "300", "--json"])
+    result = runner.invoke(app, ["lm", "train", str(idx), "--epochs", "2", "--min-steps", "10", "--vocab-size", "300",
+                                 "--json"])
     assert result.exit_code == 0, result.output
     assert (idx / "lm" / "tokenizer.json").is_file()
     from v2p.data.bad_records import BadRecords

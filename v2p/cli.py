@@ -341,13 +341,14 @@ def lm_train(
     epochs: Annotated[int, typer.Option(help="Passes over the prompts.")] = 3,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 4096,
     max_prompts: Annotated[int, typer.Option(help="Train on at most this many prompts (a seeded sample).")] = 200_000,
+    min_steps: Annotated[int, typer.Option(help="At least this many optimiser steps (small banks get more passes).")] = 300,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
 ):
     """Train a tiny GPT-2-style model (and its tokenizer) on the bank's own prompts, offline."""
     from v2p.rerank.lm import LMTrainConfig, train_bank_lm
 
-    cfg = LMTrainConfig(epochs=epochs, vocab_size=vocab_size, max_prompts=max_prompts, seed=seed)
+    cfg = LMTrainConfig(epochs=epochs, vocab_size=vocab_size, max_prompts=max_prompts, min_steps=min_steps, seed=seed)
     with progress_bar() as bar:
         record = train_bank_lm(index, cfg, on_progress=StageProgress(bar))
     if as_json:

@@ -33,6 +33,7 @@ class LMTrainConfig:
     n_embd: int = 128
     n_head: int = 4
     epochs: int = 3
+    min_steps: int = 300  # small banks get more passes: a few steps teach a model nothing
     batch_size: int = 64
     lr: float = 3e-3
     max_prompts: int = 200_000
@@ -97,13 +98,15 @@ def train_bank_lm(index_dir: str | Path, cfg: LMTrainConfig = LMTrainConfig(),
                                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
     texts = [f"<s>{p}</s>" for p in prompts]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    steps = cfg.epochs * math.ceil(len(texts) / cfg.batch_size)
+    per_epoch = math.ceil(len(texts) / cfg.batch_size)
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
+    steps = epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
     progress("training language model", 0, steps)
     losses = []
     model.train()
     with quiet_transformers():  # transformers warns about config fields at the first forward pass
-        for _ in range(cfg.epochs):
+        for _ in range(epochs):
             order = rng.permutation(len(texts))
             for b in range(0, len(order), cfg.batch_size):
                 batch = [texts[j] for j in order[b:b + cfg.batch_size]]
@@ -118,7 +121,7 @@ def train_bank_lm(index_dir: str | Path, cfg: LMTrainConfig = LMTrainConfig(),
                 progress("training language model", 1, None)
     with quiet_transformers():
         model.save_pretrained(str(out))
-    record = {"prompts": len(prompts), "config": asdict(cfg), "final_loss": float(np.mean(losses[-20:])),
+    record = {"prompts": len(prompts), "config": asdict(cfg), "epochs_run": epochs, "final_loss": float(np.mean(losses[-20:])),
               "first_loss": float(np.mean(losses[:20])), "seconds": time.perf_counter() - t0,
               "parameters": sum(p.numel() for p in model.parameters())}
     (out / "training.json").write_text(json.dumps(record, indent=2))

@@ -23,7 +23,8 @@ from v2p.rerank.lm import FluencyModel
 
 CLIP_CONTEXT = 77
 MAX_PHRASES = 8
-REDUNDANCY = 0.5  # penalty weight on the max cosine to an already chosen phrase
+REDUNDANCY = 1.0  # penalty weight on a phrase's excess similarity to one already chosen ...
+REDUNDANCY_FLOOR = 0.6  # ... above this cosine: only near-repeats are penalised, not related phrases
 MAX_CANDIDATE_PHRASES = 200
 _SPLIT_RE = re.compile(r"[,;]+")
 
@@ -70,7 +71,7 @@ def candidate_phrases(prompts: Sequence[str], limit: int = MAX_CANDIDATE_PHRASES
 
 def greedy_compose(video: np.ndarray, phrase_vectors: np.ndarray, token_counts: Sequence[int], *,
                    max_tokens: int = CLIP_CONTEXT, max_phrases: int = MAX_PHRASES,
-                   redundancy: float = REDUNDANCY) -> list[int]:
+                   redundancy: float = REDUNDANCY, floor: float = REDUNDANCY_FLOOR) -> list[int]:
     """Indices of the phrases to keep, in the order chosen (pure: vectors in, choice out)."""
     v = video / max(np.linalg.norm(video), 1e-12)
     p = phrase_vectors / np.maximum(np.linalg.norm(phrase_vectors, axis=1, keepdims=True), 1e-12)
@@ -82,7 +83,7 @@ def greedy_compose(video: np.ndarray, phrase_vectors: np.ndarray, token_counts: 
         cand_sum = total[None, :] + p
         sims = (cand_sum @ v) / np.maximum(np.linalg.norm(cand_sum, axis=1), 1e-12)
         overlap = (p @ p[chosen].T).max(axis=1) if chosen else np.zeros(len(p))
-        gains = sims - current - redundancy * np.clip(overlap, 0, None) * (len(chosen) > 0)
+        gains = sims - current - redundancy * np.clip(overlap - floor, 0, None)
         for i in np.argsort(-gains):
             if i in chosen:
                 continue

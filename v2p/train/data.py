@@ -10,6 +10,7 @@ Prompts are embedded once with the frozen text encoder.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,13 +85,15 @@ def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_si
     clips, owners = [], []
     progress("decoding videos", 0, None)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for ref, clip, error in pool.map(decode, wanted):
-            if error is not None:
-                bad.add(ref.container, f"member {ref.member}", "undecodable_video", error.reason)
-                continue
-            clips.append(clip)
-            owners.append(pid_index[uuid_to_pid[ref.uuid]])
-            progress("decoding videos", 1, None)
+        # Executor.map submits its whole input at once: feed it bounded chunks, never the archive
+        while chunk := list(itertools.islice(wanted, 256)):
+            for ref, clip, error in pool.map(decode, chunk):
+                if error is not None:
+                    bad.add(ref.container, f"member {ref.member}", "undecodable_video", error.reason)
+                    continue
+                clips.append(clip)
+                owners.append(pid_index[uuid_to_pid[ref.uuid]])
+                progress("decoding videos", 1, None)
     if not clips:
         raise V2PError(f"{shard.prompts_path}: no decodable videos paired with prompts; training needs videos")
     text = create_encoder(text_encoder)
