@@ -101,7 +101,9 @@ def train_bank_lm(index_dir: str | Path, cfg: LMTrainConfig = LMTrainConfig(),
     per_epoch = math.ceil(len(texts) / cfg.batch_size)
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
     steps = epochs * per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    warmup = max(1, steps // 10)  # linear warm-up, then cosine decay (robust for any step count)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(steps, 1)))))
     progress("training language model", 0, steps)
     losses = []
     model.train()
