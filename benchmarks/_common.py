@@ -55,11 +55,14 @@ def heldout_world(out: Path) -> tuple[Path, Path]:
     return bank, queries
 
 
-def heldout_index(out: Path, name: str, spec: str) -> Path:
-    """Index of the held-out bank with ``spec``, keeping the first 1,600 prompts (so ~100 queries are not in it)."""
+def heldout_index(out: Path, name: str, spec: str, *, with_lm: bool = False) -> Path:
+    """Index of the held-out bank with ``spec``, keeping the first 1,600 prompts (so ~100 queries are not in it);
+    ``with_lm`` also trains the bank language model the rerank fluency term uses."""
     bank, _ = heldout_world(out)
     index = out / f"index-{name}"
     if not (index / "manifest.json").exists():
         v2p_cli("index", "build", str(bank), "--out", str(index), "--encoder", spec, "--videos", "--limit", "1600",
                 "--overwrite")
+    if with_lm and not (index / "lm" / "config.json").exists():
+        v2p_cli("lm", "train", str(index))
     return index

@@ -48,7 +48,10 @@ def main() -> None:
         acc = report["attribute_accuracy"]
         rows.append({"head": name, "R@1": report["recall_at_1"], "R@5": report["recall_at_5"],
                      "R@10": report["recall_at_10"], "cos_in_bank": report["minilm_cosine"],
-                     "cos_not_in_bank": nb.get("minilm_cosine"), "direction_acc": report["direction_accuracy"],
+                     "cos_not_in_bank": nb.get("minilm_cosine"),
+                     "direction_probe": report["direction_probe"]["accuracy"],
+                     "probe_CI": "[{:.3f}, {:.3f}]".format(*report["direction_probe"]["interval"]),
+                     "direction_acc": report["direction_accuracy"],
                      "action_acc": acc.get("action"), "camera_acc": acc.get("camera"), "shape_acc": acc.get("shape"),
                      "colour_acc": acc.get("colour"), "n_in/out": f"{report['n_queries']}/{nb.get('n_queries')}"})
     print_table(rows, "held-out shard (seed 777), queries by pika, bank indexed from ms + vc2")

@@ -23,9 +23,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out) / "heldout"
     _, queries = heldout_world(out)
-    index = heldout_index(out, "temporal", "v2p-tiny")
-    if not (index / "lm" / "config.json").exists():
-        v2p_cli("lm", "train", str(index))
+    index = heldout_index(out, "temporal", "v2p-tiny", with_lm=True)
     rows, reports = [], {}
     for mode, flags in (("plain", []), ("rerank", ["--rerank"]), ("splice", ["--splice"])):
         r = json.loads(v2p_cli("eval", "--index", str(index), "--queries", str(queries), "--generator", "pika",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import heldout_index, heldout_world, print_table, v2p_cli, write_json  # noqa: E402
+from _common import heldout_index, heldout_world, print_table, write_json  # noqa: E402
 
 from v2p.data.shard import open_shard  # noqa: E402
 from v2p.eval.runner import load_queries  # noqa: E402
@@ -33,9 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out) / "heldout"
     _, queries_dir = heldout_world(out)
-    index = heldout_index(out, "temporal", "v2p-tiny")
-    if not (index / "lm" / "config.json").exists():
-        v2p_cli("lm", "train", str(index))
+    index = heldout_index(out, "temporal", "v2p-tiny", with_lm=True)
     retriever = Retriever(index)
     weights = RerankWeights(index=1.0, frame_mean=0.25, frame_max=0.25, consensus=0.5, fluency=0.1)
     reranker = Reranker(retriever, weights, fluency=load_fluency_model("bank", index))

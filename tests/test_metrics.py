@@ -101,3 +101,23 @@ def test_score_answers_known_case():
     assert nb["n_queries"] == 1 and "recall_at_1" not in nb
     assert nb["attribute_accuracy"]["shape"] == 1.0 and nb["attribute_accuracy"]["action"] == 0.0
     assert set(report["intervals"]) >= {"recall_at_1", "minilm_cosine", "bleu", "rouge_l"}
+
+
+def test_direction_given_axis_ignores_other_axes():
+    from v2p.eval.runner import direction_given_axis
+
+    truth = [{"action": "moving left"}, {"action": "moving left"}, {"action": "growing"}, {"action": "rotating"},
+             {"action": "moving up"}]
+    predicted = [{"action": "moving left"}, {"action": "moving right"}, {"action": "moving up"},
+                 {"action": "rotating"}, {"action": "moving up"}]
+    assert direction_given_axis(predicted, truth).tolist() == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(("prompt", "action", "expected"), [
+    ("Three red boxes sliding to the left, 4k", "moving left", "Three red boxes sliding to the right, 4k"),
+    ("a ball, Rising, in the sky", "moving up", "a ball, falling, in the sky"),
+    ("a star getting bigger", "growing", "a star getting smaller"),
+    ("a star rotating", "rotating", None),
+])
+def test_swap_direction(prompt, action, expected):
+    assert metrics.swap_direction(prompt, action) == expected

@@ -434,7 +434,7 @@ def _render_eval(report: dict) -> None:
     nb = report.get("not_in_bank", {})
     table.add_row("queries", str(report.get("n_queries", 0)), "", str(nb.get("n_queries", 0)), "")
     for key in ("recall_at_1", "recall_at_5", "recall_at_10", "minilm_cosine", "bleu", "rouge_l",
-                "direction_accuracy"):
+                "direction_accuracy", "direction_given_axis"):
         table.add_row(key, fmt(report.get(key)), ci(report, key), fmt(nb.get(key)), ci(nb, key))
     for attr in sorted(set(report.get("attribute_accuracy", {})) | set(nb.get("attribute_accuracy", {}))):
         table.add_row(f"attr {attr}", fmt(report.get("attribute_accuracy", {}).get(attr)), "",

@@ -98,6 +98,25 @@ def parse_attributes(prompt: str) -> dict:
     return out
 
 
+OPPOSITE_ACTION = {"moving left": "moving right", "moving right": "moving left", "moving up": "moving down",
+                   "moving down": "moving up", "growing": "shrinking", "shrinking": "growing"}
+
+
+def swap_direction(prompt: str, action: str) -> str | None:
+    """The prompt with its motion reversed ("sliding to the left" -> "sliding to the right"), or None
+    when the action is not directed or its phrase is not found. Synonym lists of opposite actions
+    are aligned, so the i-th form maps to the opposite's i-th form."""
+    opposite = OPPOSITE_ACTION.get(action)
+    if opposite is None:
+        return None
+    forms = sorted(enumerate(ACTIONS[action]), key=lambda f: -len(f[1]))
+    for i, form in forms:
+        m = re.search(r"(?<![\w-])" + re.escape(form) + r"(?![\w-])", prompt, flags=re.IGNORECASE)
+        if m:
+            return prompt[:m.start()] + ACTIONS[opposite][i] + prompt[m.end():]
+    return None
+
+
 def attribute_matches(predicted: Sequence[dict | None], truth: Sequence[dict]) -> dict[str, np.ndarray]:
     """Per attribute, per query: 1.0 when the predicted value equals the true one."""
     keys = sorted({k for t in truth for k in t})

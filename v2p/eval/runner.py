@@ -23,6 +23,9 @@ from v2p.eval import metrics
 from v2p.retrieval.search import QueryResult, Retriever
 
 DIRECTED_ACTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking")
+# each directed action and its opposite share an axis; only frame order tells them apart
+MOTION_AXIS = {"moving left": "x", "moving right": "x", "moving up": "y", "moving down": "y",
+               "growing": "scale", "shrinking": "scale"}
 RECALL_KS = (1, 5, 10)
 
 # answer(query clips as bytes, names) -> one QueryResult per clip (plain retrieval, or reranked)
@@ -69,8 +72,21 @@ def load_queries(shard: Shard, *, generator: str | None = None, limit: int | Non
     return out
 
 
+def direction_given_axis(predicted: list[dict], truth: list[dict]) -> np.ndarray:
+    """Per query whose top-1 moves on the true motion's axis: 1.0 if the direction is right too.
+
+    Whole-prompt matches can get a direction right without seeing motion (the other attributes
+    identify the prompt); this isolates direction: a model blind to frame order scores 0.5."""
+    out = []
+    for p, t in zip(predicted, truth, strict=True):
+        ta, pa = t.get("action"), (p or {}).get("action")
+        if ta in MOTION_AXIS and pa in MOTION_AXIS and MOTION_AXIS[pa] == MOTION_AXIS[ta]:
+            out.append(1.0 if pa == ta else 0.0)
+    return np.array(out)
+
+
 def _summarise(per_query: dict[str, np.ndarray], attrs: dict[str, np.ndarray], direction: np.ndarray,
-               n: int) -> dict:
+               n: int, axis_direction: np.ndarray = np.array([])) -> dict:
     out: dict = {"n_queries": n}
     intervals = {}
     for name, values in per_query.items():
@@ -80,6 +96,9 @@ def _summarise(per_query: dict[str, np.ndarray], attrs: dict[str, np.ndarray], d
     intervals["attribute_accuracy"] = {k: list(metrics.bootstrap_ci(v)) for k, v in attrs.items()} if attrs else {}
     out["direction_accuracy"] = float(direction.mean()) if len(direction) else None
     intervals["direction_accuracy"] = list(metrics.bootstrap_ci(direction)) if len(direction) else None
+    out["direction_given_axis"] = float(axis_direction.mean()) if len(axis_direction) else None
+    out["n_direction_given_axis"] = int(len(axis_direction))
+    intervals["direction_given_axis"] = list(metrics.bootstrap_ci(axis_direction)) if len(axis_direction) else None
     out["intervals"] = intervals
     return out
 
@@ -107,7 +126,7 @@ def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_id
         per_query["bleu"] = metrics.bleu(tops, refs)
         per_query["rouge_l"] = metrics.rouge_l(tops, refs)
         with_truth = [(q, r) for q, r in group if q.attributes]
-        attrs, direction = {}, np.array([])
+        attrs, direction, axis_direction = {}, np.array([]), np.array([])
         if with_truth:
             predicted = [metrics.parse_attributes(r.spliced) if r.spliced else
                          (bank_attributes(r.candidates[0].prompt_id) or metrics.parse_attributes(r.candidates[0].prompt))
@@ -116,10 +135,33 @@ def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_id
             attrs = metrics.attribute_matches(predicted, truth)
             directed = [i for i, t in enumerate(truth) if t.get("action") in DIRECTED_ACTIONS]
             direction = attrs["action"][directed] if directed else np.array([])
-        summary = _summarise(per_query, attrs, direction, len(group))
+            axis_direction = direction_given_axis(predicted, truth)
+        summary = _summarise(per_query, attrs, direction, len(group), axis_direction)
         (report.in_bank if in_bank else report.not_in_bank).update(summary)
     report.meta = {"errors": errors}
     return report
+
+
+def direction_probe(retriever: Retriever, items: list[QueryTruth]) -> dict:
+    """Does the clip's vector prefer its true prompt over the same prompt with the motion reversed?
+
+    Retrieval metrics can get a direction right without seeing it (the other attributes pin the
+    prompt down); this asks the encoder directly. Mean pooling cannot tell a clip from the same
+    clip played backwards, so it scores about 0.5 by construction."""
+    pairs = []
+    for q in items:
+        swapped = metrics.swap_direction(q.prompt, (q.attributes or {}).get("action", ""))
+        if swapped is not None and swapped != q.prompt:
+            pairs.append((q, swapped))
+    if not pairs or not retriever.encoder.has_video:
+        return {"accuracy": None, "n": 0, "interval": None}
+    clips = retriever.load_clips([q.data for q, _ in pairs])
+    keep = [i for i, c in enumerate(clips) if not isinstance(c, Exception)]
+    video = retriever.encoder.encode_videos([clips[i] for i in keep])
+    true_t = retriever.encoder.encode_text([pairs[i][0].prompt for i in keep])
+    swap_t = retriever.encoder.encode_text([pairs[i][1] for i in keep])
+    right = (np.sum(video * true_t, axis=1) > np.sum(video * swap_t, axis=1)).astype(np.float64)
+    return {"accuracy": float(right.mean()), "n": int(len(right)), "interval": list(metrics.bootstrap_ci(right))}
 
 
 def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None, limit: int | None = None,
@@ -149,6 +191,7 @@ def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None,
         return json.loads(attr_col[row_of[pid]])
 
     report = score_answers(items, results, bank_ids, bank_attributes)
+    report.meta["direction_probe"] = direction_probe(retriever, items)
     report.meta.update({"index": str(index), "queries": str(queries.prompts_path), "generator": generator,
                         "encoder": retriever.index.encoder_spec})
     return report
