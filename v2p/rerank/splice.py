@@ -25,7 +25,7 @@ CLIP_CONTEXT = 77
 MAX_PHRASES = 8
 REDUNDANCY = 1.0  # penalty weight on a phrase's excess similarity to one already chosen ...
 REDUNDANCY_FLOOR = 0.6  # ... above this cosine: only near-repeats are penalised, not related phrases
-MAX_CANDIDATE_PHRASES = 200
+MAX_CANDIDATE_PHRASES = 96  # phrases of the best candidates first; encoding them is most of splice's cost
 _SPLIT_RE = re.compile(r"[,;]+")
 
 
