@@ -33,7 +33,10 @@ def clustered(n: int, dim: int, rng: np.random.Generator, centres: np.ndarray) -
     step = 100_000
     for s in range(0, n, step):
         m = min(step, n - s)
-        x = centres[rng.integers(0, len(centres), m)] + 0.7 * rng.standard_normal((m, dim), dtype=np.float32)
+        # noise of norm ~0.6 around centres of norm ~1: neighbours are well defined (a per-dimension
+        # scale of 1 would drown the centres and make the data uniform on the sphere)
+        noise = rng.standard_normal((m, dim), dtype=np.float32) * np.float32(0.6 / np.sqrt(dim))
+        x = centres[rng.integers(0, len(centres), m)] + noise
         out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
@@ -50,7 +53,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    centres = rng.standard_normal((20_000, args.dim), dtype=np.float32) / np.sqrt(args.dim) * 1.5
+    centres = rng.standard_normal((20_000, args.dim), dtype=np.float32) / np.float32(np.sqrt(args.dim))
     t0 = time.perf_counter()
     base = clustered(args.n, args.dim, rng, centres)
     queries = clustered(args.queries, args.dim, rng, centres)
