@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from v2p.embed.factory import create_encoder
-from v2p.errors import VideoDecodeError
 from v2p.rerank import terms as T
 from v2p.rerank.lm import FluencyModel
 from v2p.retrieval.search import Candidate, QueryResult, Retriever
@@ -101,15 +100,10 @@ class Reranker:
         """Like :meth:`Retriever.query_videos`, reranked; with ``splice`` each result also gets ``spliced``."""
         from v2p.rerank.splice import splice_prompt
 
-        clips = self.retriever.load_clips(sources)
-        answers = [QueryResult(str(s) if not isinstance(s, bytes) else f"<bytes {i}>") for i, s in enumerate(sources)]
-        ok = [i for i, c in enumerate(clips) if not isinstance(c, VideoDecodeError)]
-        for i, c in enumerate(clips):
-            if isinstance(c, VideoDecodeError):
-                answers[i].error = str(c)
+        answers, ok, clips = self.retriever.decode_queries(sources)
         if not ok:
             return answers
-        frames = self.encoder.encode_frames([clips[i] for i in ok])
+        frames = self.encoder.encode_frames(clips)
         pooled = self.encoder.pool(frames)
         frame_text = self.encoder.frames_in_text_space(frames)
         pooling = self.encoder.poolings[0]

@@ -144,18 +144,26 @@ class Retriever:
         return self.encoder.num_frames
 
     # -- queries ---------------------------------------------------------------------------
-    def query_videos(self, sources: Sequence[str | os.PathLike | bytes], *, top: int = 5,
-                     pooling: str | None = None) -> list[QueryResult]:
-        """One result per source, in order; undecodable sources get ``error`` and no candidates."""
+    def decode_queries(self, sources: Sequence[str | os.PathLike | bytes]
+                       ) -> tuple[list[QueryResult], list[int], list[np.ndarray]]:
+        """One empty result per source (errors filled in), the indices that decoded, and their clips."""
         clips = self.load_clips(sources)
         results = [QueryResult(_label(s, i)) for i, s in enumerate(sources)]
-        ok = [i for i, c in enumerate(clips) if not isinstance(c, VideoDecodeError)]
+        ok = []
         for i, c in enumerate(clips):
             if isinstance(c, VideoDecodeError):
                 results[i].error = str(c)
+            else:
+                ok.append(i)
+        return results, ok, [clips[i] for i in ok]
+
+    def query_videos(self, sources: Sequence[str | os.PathLike | bytes], *, top: int = 5,
+                     pooling: str | None = None) -> list[QueryResult]:
+        """One result per source, in order; undecodable sources get ``error`` and no candidates."""
+        results, ok, clips = self.decode_queries(sources)
         if ok:
             pooling = self.encoder.check_pooling(pooling)
-            vectors = self.encoder.encode_videos([clips[i] for i in ok], pooling=pooling)
+            vectors = self.encoder.encode_videos(clips, pooling=pooling)
             same_space = (self.index.has_videos and pooling == self.index.manifest["videos"].get("pooling", pooling))
             merged = self.search(vectors, top=top, use_videos=same_space)
             for i, cands in zip(ok, merged, strict=True):
