@@ -5,7 +5,9 @@ means something; uniform random vectors make every ANN look bad). For each memor
 selector's choice is built, then timed: single-query latency (one query per call, as
 `v2p query` does) and batched throughput (1,000 queries per call), with recall@10 against
 exact search on held-out queries, and the index's size on disk (= its memory footprint).
-Usage: python benchmarks/index_search.py [--n 1670000] [--dim 512] [--out bench-out]
+Factories the selector no longer picks (``--also``, default HNSW32,SQ8) are measured beside
+them, so the rule's choice can be checked against the alternative.
+Usage: python benchmarks/index_search.py [--n 1670000] [--dim 512] [--also HNSW32,SQ8] [--out bench-out]
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--budgets", default=",".join(BUDGETS),
                     help="memory budgets to run; the first must pick Flat (the exact ground truth)")
+    ap.add_argument("--also", default="HNSW32,SQ8",
+                    help="';'-separated factories to measure beside the selector's picks ('' for none)")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args()
     out = Path(args.out)
@@ -60,8 +64,9 @@ def main() -> None:
     print(f"generated {args.n} x {args.dim} vectors in {time.perf_counter() - t0:.0f}s")
     truth = None
     rows = []
-    for budget in args.budgets.split(","):
-        factory = choose_factory(args.n, args.dim, parse_size(budget))
+    runs = [(budget, choose_factory(args.n, args.dim, parse_size(budget))) for budget in args.budgets.split(",")]
+    runs += [("explicit", factory) for factory in args.also.split(";") if factory]
+    for budget, factory in runs:
         if any(r["factory"] == factory for r in rows):
             continue
         t0 = time.perf_counter()
