@@ -1,0 +1,3 @@
+from v2p.cli import main
+
+main()

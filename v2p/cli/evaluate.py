@@ -1,0 +1,106 @@
+"""`v2p eval` and `v2p demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from v2p.cli._app import StageProgress, _print_json, app, friendly_errors, out, progress_bar
+from v2p.cli.query import build_reranker, render_results
+
+
+# --------------------------------------------------------------------------- eval
+def _render_eval(report: dict) -> None:
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    def ci(group: dict, key: str) -> str:
+        iv = group.get("intervals", {}).get(key)
+        return f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""
+
+    table = Table(title=f"eval: {report.get('queries')} against {report.get('index')}")
+    table.add_column("metric")
+    table.add_column("prompt in bank")
+    table.add_column("95% CI")
+    table.add_column("not in bank")
+    table.add_column("95% CI ")
+    nb = report.get("not_in_bank", {})
+    table.add_row("queries", str(report.get("n_queries", 0)), "", str(nb.get("n_queries", 0)), "")
+    for key in ("recall_at_1", "recall_at_5", "recall_at_10", "minilm_cosine", "bleu", "rouge_l",
+                "direction_accuracy", "direction_given_axis"):
+        table.add_row(key, fmt(report.get(key)), ci(report, key), fmt(nb.get(key)), ci(nb, key))
+    for attr in sorted(set(report.get("attribute_accuracy", {})) | set(nb.get("attribute_accuracy", {}))):
+        table.add_row(f"attr {attr}", fmt(report.get("attribute_accuracy", {}).get(attr)), "",
+                      fmt(nb.get("attribute_accuracy", {}).get(attr)), "")
+    out.print(table)
+    probe = report.get("direction_probe") or {}
+    if probe.get("accuracy") is not None:
+        lo, hi = probe["interval"]
+        out.print(f"direction probe: {probe['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] of {probe['n']} directed clips "
+                  "prefer their prompt to the motion-reversed one (0.5 = blind to frame order)")
+    if report.get("errors"):
+        out.print(f"[yellow]{report['errors']} queries failed to decode[/]")
+
+
+@app.command("eval")
+@friendly_errors
+def eval_command(
+    index: Annotated[Path, typer.Option(help="Index folder to evaluate.")],
+    queries: Annotated[Path, typer.Option(help="Shard whose videos are the queries (truth from its prompts).")],
+    generator: Annotated[str | None, typer.Option(help="Only this generator's videos (one absent from the index).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N query videos.")] = None,
+    rerank: Annotated[bool, typer.Option(help="Evaluate reranked answers.")] = False,
+    splice: Annotated[bool, typer.Option(help="Evaluate spliced prompts as the top-1 answer (implies --rerank).")] = False,
+    rerank_k: Annotated[int, typer.Option(help="Candidates considered by --rerank/--splice.")] = 50,
+    weights: Annotated[str | None, typer.Option(help="Rerank weights, e.g. 'frame_max=0.5,consensus=1'.")] = None,
+    lm: Annotated[str, typer.Option(help="Fluency LM: auto, bank, none, or a local HF causal LM.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+):
+    """R@1/5/10, MiniLM cosine, BLEU, ROUGE-L and per-attribute accuracy, with 95% bootstrap intervals."""
+    from v2p.data.shard import open_shard
+    from v2p.eval.runner import evaluate
+    from v2p.retrieval.search import Retriever
+
+    retriever = Retriever(index)
+    answer = None
+    if rerank or splice:
+        reranker = build_reranker(retriever, weights, lm, rerank_k, splice)
+
+        def answer(datas, names):
+            return reranker.query_videos(datas, top=10, splice=splice)
+
+    with progress_bar() as bar:
+        report = evaluate(index, open_shard(queries), generator=generator, limit=limit, retriever=retriever,
+                          answer=answer, on_progress=StageProgress(bar)).as_dict()
+        report["mode"] = "splice" if splice else ("rerank" if rerank else "plain")
+    if as_json:
+        _print_json(report)
+    else:
+        _render_eval(report)
+
+
+# --------------------------------------------------------------------------- demo
+@app.command()
+@friendly_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Working folder; the index lands in OUT/index.")] = Path("demo"),
+    n: Annotated[int, typer.Option("--n", help="Prompts in the bank shard.")] = 2000,
+    queries: Annotated[int, typer.Option(help="Held-out query videos (another generator) to evaluate.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation report as JSON at the end.")] = False,
+):
+    """Synthesize a shard, index it with v2p-tiny, query held-out clips and print the evaluation (offline)."""
+    from v2p.demo import run_demo
+
+    with progress_bar(transient=True) as bar:
+        result = run_demo(out_dir, n=n, queries=queries, on_progress=StageProgress(bar))
+    for clip, truth, inside, answer in zip(result.clips, result.truths, result.in_bank, result.answers, strict=True):
+        out.rule(f"{clip.name} ({'its prompt is in the bank' if inside else 'its prompt is NOT in the bank'})")
+        render_results([answer.as_dict()], show_truth={answer.query: truth})
+    report = result.report.as_dict()
+    _render_eval(report)
+    if as_json:
+        _print_json(report)
+    out.print(f"\nindex left at [bold]{result.index}[/]: try  v2p query {result.clips[0]} --index {result.index}")

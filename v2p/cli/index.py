@@ -1,0 +1,91 @@
+"""`v2p index build` and `v2p index info`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from v2p.cli._app import index_app, StageProgress, _print_json, friendly_errors, out, progress_bar
+from v2p.errors import V2PError
+
+
+# --------------------------------------------------------------------------- index
+@index_app.command("build")
+@friendly_errors
+def index_build(
+    shard: Annotated[Path, typer.Argument(help="Prompts file, or a folder holding it and its video archives.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Index folder to write.")],
+    encoder: Annotated[str, typer.Option(help="Encoder spec: v2p-tiny, minilm, clip:<model>/<tag>, clip:<model>@<ckpt>, v2p:<dir>.")] = "v2p-tiny",
+    videos: Annotated[bool, typer.Option("--videos", help="Also index the shard's videos (pooled + per-frame).")] = False,
+    generators: Annotated[str | None, typer.Option(help="Only these generators' videos (e.g. pika,vc2).")] = None,
+    video_sources: Annotated[list[Path] | None, typer.Option("--video-source", help="Archive or folder of videos (repeatable); default: found beside the prompts.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Index only the first N unique prompts.")] = None,
+    factory: Annotated[str | None, typer.Option(help="FAISS factory string for the prompt index (default: chosen from size and budget).")] = None,
+    memory_budget: Annotated[str, typer.Option(help="Memory the prompt index may use, e.g. 4G.")] = "4G",
+    frames: Annotated[int, typer.Option(help="Frames sampled per video.")] = 8,
+    strip_flags: Annotated[bool, typer.Option(help="Ignore generator flags when deduplicating prompts.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos (counted and reported) instead of stopping.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted build from its finished chunks.")] = False,
+    prompt_chunk: Annotated[int, typer.Option(help="Prompts per checkpointed chunk (resume granularity).")] = 8192,
+    video_chunk: Annotated[int, typer.Option(help="Videos per checkpointed chunk (resume granularity).")] = 256,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+):
+    """Embed a shard's unique prompts (and with --videos its videos) into FAISS indexes."""
+    from v2p.data.shard import open_shard
+    from v2p.index.build import BuildConfig, build_index
+    from v2p.index.select import parse_size
+
+    try:
+        parse_size(memory_budget)
+    except ValueError as exc:
+        raise V2PError(str(exc)) from None
+    config = BuildConfig(encoder=encoder, videos=videos, limit=limit, factory=factory, memory_budget=memory_budget,
+                         strip_flags=strip_flags, skip_bad=skip_bad, num_frames=frames, prompt_chunk=prompt_chunk,
+                         video_chunk=video_chunk,
+                         generators=[g.strip() for g in generators.split(",")] if generators else None)
+    with progress_bar() as bar:
+        report = build_index(open_shard(shard, video_sources), out_dir, config, resume=resume, overwrite=overwrite,
+                             on_progress=StageProgress(bar))
+    summary = report.as_dict()
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(f"index {report.out}: {report.prompts} prompts ({report.prompt_factory})"
+              + (f", {report.videos} videos ({report.video_factory})" if config.videos else "")
+              + f" in {report.seconds:.1f}s" + (f", {report.resumed_chunks} chunks resumed" if report.resumed_chunks else ""))
+    if report.skipped_outside_limit:
+        out.print(f"  {report.skipped_outside_limit} videos belong to prompts beyond --limit and were not indexed")
+    if report.bad["total"]:
+        out.print(f"  [yellow]skipped {report.bad['total']} bad records[/]: "
+                  + ", ".join(f"{k} {v}" for k, v in report.bad["by_reason"].items()))
+        for e in report.bad["examples"]:
+            out.print(f"    {e['source']}, {e['location']}: {e['detail']}", highlight=False)
+
+
+@index_app.command("info")
+@friendly_errors
+def index_info(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+):
+    """Show an index's manifest: encoder, counts, index types, sources."""
+    from v2p.index.store import IndexDir
+
+    manifest = IndexDir.open(index).manifest
+    if as_json:
+        _print_json(manifest)
+        return
+    table = Table(title=f"index {index}", show_header=False)
+    table.add_row("encoder", manifest["encoder"])
+    table.add_row("dim / metric", f"{manifest['dim']} / {manifest['metric']}")
+    table.add_row("prompts", f"{manifest['prompts']['count']} ({manifest['prompts']['factory']})")
+    v = manifest.get("videos")
+    table.add_row("videos", f"{v['count']} ({v['factory']}, {v['frames_per_video']} frames, "
+                            f"{', '.join(v['generators'])})" if v else "none")
+    table.add_row("source", manifest["source"]["prompts"]["path"])
+    table.add_row("created", f"{manifest['created']} by v2p {manifest['v2p_version']}")
+    out.print(table)

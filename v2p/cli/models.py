@@ -1,0 +1,104 @@
+"""`v2p lm train` (the rerank fluency prior) and `v2p train` (a video tower)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from v2p.cli._app import StageProgress, _print_json, app, friendly_errors, out, progress_bar
+from v2p.errors import V2PError
+
+
+# --------------------------------------------------------------------------- lm
+lm_app = typer.Typer(no_args_is_help=True, help="The fluency prior used by --rerank/--splice.")
+app.add_typer(lm_app, name="lm")
+
+
+@lm_app.command("train")
+@friendly_errors
+def lm_train(
+    index: Annotated[Path, typer.Argument(help="Index folder: the LM learns its prompts and is stored in INDEX/lm.")],
+    epochs: Annotated[int, typer.Option(help="Passes over the prompts.")] = 3,
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 4096,
+    max_prompts: Annotated[int, typer.Option(help="Train on at most this many prompts (a seeded sample).")] = 200_000,
+    min_steps: Annotated[int, typer.Option(help="At least this many optimiser steps (small banks get more passes).")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
+):
+    """Train a tiny GPT-2-style model (and its tokenizer) on the bank's own prompts, offline."""
+    from v2p.rerank.lm import LMTrainConfig, train_bank_lm
+
+    cfg = LMTrainConfig(epochs=epochs, vocab_size=vocab_size, max_prompts=max_prompts, min_steps=min_steps, seed=seed)
+    with progress_bar() as bar:
+        record = train_bank_lm(index, cfg, on_progress=StageProgress(bar))
+    if as_json:
+        _print_json(record)
+    else:
+        out.print(f"language model for {index}: {record['parameters']:,} parameters on {record['prompts']} prompts, "
+                  f"loss {record['first_loss']:.2f} -> {record['final_loss']:.2f} in {record['seconds']:.0f}s")
+
+
+# --------------------------------------------------------------------------- train
+@app.command()
+@friendly_errors
+def train(
+    source: Annotated[Path, typer.Argument(help="A shard (frames decoded, frame encoder trained) or an index folder "
+                                                "built with --videos and a clip encoder (cached frame vectors).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write (use as --encoder v2p:<folder>).")],
+    text_encoder: Annotated[str, typer.Option(help="Frozen text space to train into.")] = "minilm",
+    head: Annotated[str, typer.Option(help="Pooling head: mean or temporal.")] = "temporal",
+    frame_encoder: Annotated[str, typer.Option(help="tiny-cnn (trained from scratch, shard source); a clip source "
+                                                    "uses the index's own encoder.")] = "tiny-cnn",
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 40,
+    batch_size: Annotated[int, typer.Option(help="Prompts per batch (InfoNCE negatives).")] = 128,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
+    patience: Annotated[int, typer.Option(help="Epochs without validation improvement before stopping.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for the split, sampling and init.")] = 0,
+    generators: Annotated[str | None, typer.Option(help="Train on these generators' videos only.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N unique prompts.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimiser steps (smoke runs).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames per video.")] = 8,
+    hard_negatives: Annotated[bool, typer.Option(help="Add each prompt's motion reversal ('left' <-> 'right', "
+                                                      "'zoom in' <-> 'zoom out') as a hard negative, so the head "
+                                                      "must learn the order of frames.")] = True,
+    skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos instead of stopping.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the training summary as JSON.")] = False,
+):
+    """Train a video tower into a frozen text space (symmetric InfoNCE, learnable temperature)."""
+    from v2p.train import data as train_data
+    from v2p.train.loop import TrainConfig, train_tower
+
+    if head not in ("mean", "temporal"):
+        raise V2PError(f"--head must be mean or temporal, not {head!r}")
+    is_index = (source / "manifest.json").is_file()
+    with progress_bar() as bar:
+        stages = StageProgress(bar)
+        if is_index:
+            data = train_data.from_index(source, text_encoder=text_encoder)
+        else:
+            if frame_encoder != "tiny-cnn":
+                raise V2PError("a clip frame encoder trains on cached frame vectors: build an index with "
+                               "'v2p index build SHARD --videos --encoder clip:...' and pass that index folder")
+            from v2p.data.shard import open_shard
+
+            data = train_data.from_shard(open_shard(source), text_encoder=text_encoder, num_frames=frames,
+                                         generators=generators.split(",") if generators else None, limit=limit,
+                                         skip_bad=skip_bad, on_progress=stages)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                          max_steps=max_steps, hard_negatives=hard_negatives)
+        command = "v2p train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+        result = train_tower(data, out_dir, head=head, text_encoder=text_encoder, cfg=cfg, on_progress=stages,
+                             provenance={"command": command, "seed": seed})
+    summary = {"out": str(out_dir), "encoder_spec": f"v2p:{out_dir}", "best_epoch": result.best_epoch,
+               "epochs_run": len(result.history), "seconds": result.seconds, **result.best}
+    if as_json:
+        _print_json(summary)
+    else:
+        out.print(f"trained {head} tower -> {out_dir} (best epoch {result.best_epoch} of {len(result.history)}, "
+                  f"val R@1 {result.best.get('val_r1', float('nan')):.3f}"
+                  + (f", reversal acc. {result.best['val_reversal_acc']:.3f}" if "val_reversal_acc" in result.best else "")
+                  + f", {result.seconds:.0f}s); "
+                  f"use it as --encoder v2p:{out_dir}")
