@@ -46,13 +46,16 @@ class TowerConfig:
     head_layers: int = 2
     head_heads: int = 4
     num_frames: int = 8
+    frame_differences: bool = True  # temporal head tokens carry frame-to-frame change (see TemporalHead)
 
     def save(self, folder: Path) -> None:
         (folder / "config.json").write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, folder: Path) -> TowerConfig:
-        return cls(**json.loads((folder / "config.json").read_text()))
+        values = json.loads((folder / "config.json").read_text())
+        values.setdefault("frame_differences", False)  # towers saved before the option existed
+        return cls(**values)
 
 
 class FrameCNN(nn.Module):
@@ -82,10 +85,15 @@ class MeanHead(nn.Module):
 
 
 class TemporalHead(nn.Module):
+    """Transformer over frame tokens. With ``frame_differences`` each token is the frame vector
+    and its change since the previous frame (as TSN/TDN's RGB difference): where things go is
+    then read off directly, instead of being inferred from position embeddings alone."""
+
     def __init__(self, frame_dim: int, out_dim: int, width: int = 128, layers: int = 2, heads: int = 4,
-                 max_frames: int = 32):
+                 max_frames: int = 32, frame_differences: bool = False):
         super().__init__()
-        self.inp = nn.Linear(frame_dim, width)
+        self.frame_differences = frame_differences
+        self.inp = nn.Linear(frame_dim * (2 if frame_differences else 1), width)
         self.pos = nn.Parameter(torch.zeros(max_frames, width))
         nn.init.normal_(self.pos, std=0.02)
         layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.1,
@@ -94,6 +102,9 @@ class TemporalHead(nn.Module):
         self.out = nn.Linear(width, out_dim)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.frame_differences:
+            change = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], dim=1)
+            frames = torch.cat([frames, change], dim=-1)
         x = self.inp(frames)
         h = self.encoder(x + self.pos[: x.shape[1]])
         return self.out((h + x).mean(dim=1))  # residual to the mean, as CLIP4Clip's seqTransf
@@ -110,7 +121,8 @@ class VideoTower(nn.Module):
         if cfg.head == "mean":
             self.head = MeanHead(cfg.frame_dim, cfg.text_dim)
         elif cfg.head == "temporal":
-            self.head = TemporalHead(cfg.frame_dim, cfg.text_dim, cfg.head_width, cfg.head_layers, cfg.head_heads)
+            self.head = TemporalHead(cfg.frame_dim, cfg.text_dim, cfg.head_width, cfg.head_layers, cfg.head_heads,
+                                     frame_differences=cfg.frame_differences)
         else:
             raise EncoderSpecError(f"unknown head {cfg.head!r}; choose mean or temporal")
 
@@ -179,9 +191,11 @@ class TowerEncoder(Encoder):
         self.frames_backbone = None if self.model.frame_encoder is not None else create_encoder(self.cfg.frame_encoder,
                                                                                                  device)
 
-    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256,
+    def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:
-        return self.text.encode_text(texts, batch_size=batch_size, on_progress=on_progress)
+        """The text encoder's vectors, at its own default batch size unless one is given."""
+        kwargs = {"batch_size": batch_size} if batch_size else {}
+        return self.text.encode_text(texts, on_progress=on_progress, **kwargs)
 
     @torch.inference_mode()
     def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
