@@ -2,7 +2,9 @@
 
 Test shard: seed 777 (see _common.heldout_world), index by v2p-tiny over ms + vc2 videos of the
 first 1,600 prompts, 500 pika query videos. The rerank weights were tuned on another shard
-(benchmarks/rerank_tune.py, seed 2024). The bank LM is trained on the index's own prompts.
+(benchmarks/rerank_tune.py, seed 2024); a second rerank row turns on the terms the earlier,
+direction-blind v2p-tiny was tuned to (ALL_TERMS), to show what they do on this model. The
+bank LM is trained on the index's own prompts.
 Usage: python benchmarks/rerank_eval.py [--out bench-out]
 """
 
@@ -16,6 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import heldout_index, heldout_world, print_table, v2p_cli, write_json  # noqa: E402
 
+ALL_TERMS = "frame_max=0.25,consensus=0.25,fluency=0.25"
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -25,7 +29,9 @@ def main() -> None:
     _, queries = heldout_world(out)
     index = heldout_index(out, "temporal", "v2p-tiny", with_lm=True)
     rows, reports = [], {}
-    for mode, flags in (("plain", []), ("rerank", ["--rerank"]), ("splice", ["--splice"])):
+    modes = (("plain", []), ("rerank (defaults)", ["--rerank"]),
+             ("rerank " + ALL_TERMS, ["--rerank", "--weights", ALL_TERMS]), ("splice", ["--splice"]))
+    for mode, flags in modes:
         r = json.loads(v2p_cli("eval", "--index", str(index), "--queries", str(queries), "--generator", "pika",
                                "--json", *flags))
         reports[mode] = r

@@ -158,6 +158,13 @@ def test_make_reranker_notes_a_missing_lm(tiny_clip_index):
     assert reranker.weights.fluency == 0.0 and "v2p lm train" in notes[0]
 
 
+def test_make_reranker_says_when_weights_keep_the_retrieval_order(tiny_clip_index):
+    _, notes = make_reranker(Retriever(tiny_clip_index), weights=RerankWeights(), lm="none")
+    assert any("keep the retrieval order" in n for n in notes)
+    _, notes = make_reranker(Retriever(tiny_clip_index), weights=RerankWeights(consensus=0.5), lm="none")
+    assert not any("keep the retrieval order" in n for n in notes)
+
+
 def test_parse_weights():
     w = parse_weights("frame_max=0.5, consensus=2", RerankWeights())
     assert (w.frame_max, w.consensus, w.index) == (0.5, 2.0, 1.0)
