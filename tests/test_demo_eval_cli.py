@@ -37,3 +37,6 @@ def test_demo_pipeline_small(tmp_path):
     table = runner.invoke(app, ["eval", "--index", str(tmp_path / "demo" / "index"), "--queries",
                                 str(tmp_path / "demo" / "queries"), "--generator", "t2vz"])
     assert table.exit_code == 0 and "recall_at_5" in table.stdout
+    probe = cli_report["direction_probe"]
+    if probe["n"]:
+        assert f"direction probe: {probe['accuracy']:.3f}" in table.stdout

@@ -87,12 +87,13 @@ def test_missing_model_folder(tmp_path):
         create_encoder(f"v2p:{tmp_path / 'empty'}")
 
 
-def test_temporal_head_sees_order_mean_head_does_not():
+@pytest.mark.parametrize("frame_differences", [True, False])
+def test_temporal_head_sees_order_mean_head_does_not(frame_differences):
     torch.manual_seed(0)
     x = torch.randn(2, 8, 16)
     reversed_x = x.flip(1)
     mean = MeanHead(16, 4).eval()
-    temporal = TemporalHead(16, 4, width=16, heads=2).eval()
+    temporal = TemporalHead(16, 4, width=16, heads=2, frame_differences=frame_differences).eval()
     with torch.no_grad():
         assert torch.allclose(mean(x), mean(reversed_x), atol=1e-6)
         assert not torch.allclose(temporal(x), temporal(reversed_x), atol=1e-3)
@@ -102,3 +103,48 @@ def test_contrastive_loss_prefers_matching_pairs():
     loss = ContrastiveLoss()
     eye = torch.eye(4)
     assert loss(eye, eye) < loss(eye, eye.roll(1, 0))
+
+
+def test_hard_negatives_enter_only_where_a_reversal_exists():
+    loss = ContrastiveLoss()
+    eye = torch.eye(3)
+    plain = loss(eye, eye)
+    yes, no = torch.tensor([True, True, True]), torch.tensor([False, False, False])
+    # a reversal identical to the true pair (what a head blind to frame order produces) costs; a far one barely
+    assert loss(eye, eye, reversed_text=eye, has_reversal=yes) > plain
+    assert loss(eye, eye, reversed_video=eye, has_reversal=yes) > plain
+    assert torch.allclose(loss(eye, eye, eye, eye, has_reversal=no), plain)
+    assert torch.allclose(loss(eye, eye, -eye, -eye, has_reversal=yes), plain, atol=1e-4)
+
+
+def test_training_set_carries_motion_reversals(shard_set):
+    from v2p.data.reverse_motion import reverse_motion
+
+    expected = [reverse_motion(p) is not None for p in shard_set.prompts]
+    assert shard_set.has_reversal.tolist() == expected and any(expected)
+    i = expected.index(True)
+    mini = create_encoder("minilm")
+    assert np.allclose(shard_set.reversed_vectors[i], mini.encode_text([reverse_motion(shard_set.prompts[i])])[0],
+                       atol=1e-5)
+    assert not shard_set.reversed_vectors[~shard_set.has_reversal].any()
+
+
+def test_towers_saved_before_frame_differences_still_load(tmp_path):
+    from v2p.embed.tower import TowerConfig
+
+    cfg = TowerConfig()
+    cfg.save(tmp_path)
+    values = json.loads((tmp_path / "config.json").read_text())
+    assert values.pop("frame_differences") is True  # new towers use them
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    assert TowerConfig.load(tmp_path).frame_differences is False
+
+
+def test_block_stack_equals_np_stack():
+    from v2p.train.data import _BlockStack
+
+    clips = [np.full((2, 3), i, np.uint8) for i in range(7)]
+    stack = _BlockStack(block=3)
+    for c in clips:
+        stack.append(c)
+    assert np.array_equal(stack.to_array(), np.stack(clips))

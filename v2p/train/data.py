@@ -5,7 +5,9 @@
 * From an index built with ``--videos``: the per-frame vectors it cached are used as they
   are (the CLIP frame encoder stays frozen), so no frame is decoded or encoded again.
 
-Prompts are embedded once with the frozen text encoder.
+Prompts are embedded once with the frozen text encoder, and so are their motion reversals
+(``reverse_motion``: the prompt of the clip played backwards), which training uses as hard
+negatives so the tower must read the order of the frames.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from v2p.data.bad_records import BadRecords
 from v2p.data.frames import sample_frames
 from v2p.data.prompts import read_prompts_table
+from v2p.data.reverse_motion import reverse_motion
 from v2p.data.shard import Shard
 from v2p.embed.factory import create_encoder
 from v2p.errors import V2PError, VideoDecodeError
@@ -40,6 +43,9 @@ class TrainingSet:
     text_vectors: np.ndarray
     source: str
     frame_encoder: str  # "tiny-cnn" for pixels, else the spec of the cached frame vectors
+    # text vectors of each prompt's motion reversal (zeros where it has none; see has_reversal)
+    reversed_vectors: np.ndarray | None = None
+    has_reversal: np.ndarray | None = None
 
     @property
     def is_pixels(self) -> bool:
@@ -51,6 +57,39 @@ class TrainingSet:
         order = rng.permutation(len(self.prompts))
         n_val = max(1, int(round(len(order) * val_fraction))) if len(order) > 1 else 0
         return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def embed_reversals(prompts: list[str], encode: Callable[[list[str]], np.ndarray], dim: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Text vectors of the prompts' motion reversals (zero rows where a prompt names no direction)."""
+    reversed_prompts = [reverse_motion(p) for p in prompts]
+    has = np.array([r is not None for r in reversed_prompts], dtype=bool)
+    vectors = np.zeros((len(prompts), dim), dtype=np.float32)
+    if has.any():
+        vectors[has] = encode([r for r in reversed_prompts if r is not None])
+    return vectors, has
+
+
+class _BlockStack:
+    """Equal-shaped arrays appended into preallocated blocks, stacked once at the end.
+
+    Why not a list of small arrays: thousands of long-lived 100 KB clips interleaved with
+    the decoder's multi-MB temporaries fragment glibc's heap, and a 10,000-clip shard then
+    took over 20 GB instead of 1 GB (measured). Blocks keep the kept data in few large chunks."""
+
+    def __init__(self, block: int = 256):
+        self.block, self.blocks, self.n = block, [], 0
+
+    def append(self, x: np.ndarray) -> None:
+        if self.n % self.block == 0:
+            self.blocks.append(np.empty((self.block, *x.shape), x.dtype))
+        self.blocks[-1][self.n % self.block] = x
+        self.n += 1
+
+    def to_array(self) -> np.ndarray:
+        out = np.concatenate(self.blocks)[: self.n] if self.blocks else np.empty((0,))
+        self.blocks = []
+        return out
 
 
 def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
@@ -82,7 +121,7 @@ def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_si
 
     wanted = ((ref, data) for ref, data in shard.video_payloads(bad, generators)
               if uuid_to_pid.get(ref.uuid) in pid_index)
-    clips, owners = [], []
+    clips, owners = _BlockStack(), []
     progress("decoding videos", 0, None)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         # Executor.map submits its whole input at once: feed it bounded chunks, never the archive
@@ -94,13 +133,14 @@ def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_si
                 clips.append(clip)
                 owners.append(pid_index[uuid_to_pid[ref.uuid]])
                 progress("decoding videos", 1, None)
-    if not clips:
+    if not clips.n:
         raise V2PError(f"{shard.prompts_path}: no decodable videos paired with prompts; training needs videos")
     text = create_encoder(text_encoder)
     progress("embedding prompts", 0, len(prompts))
     vectors = text.encode_text(prompts, on_progress=lambda n: progress("embedding prompts", n, None))
-    return TrainingSet(np.stack(clips), np.asarray(owners, np.int64), prompts, vectors,
-                       str(shard.prompts_path), "tiny-cnn")
+    reversed_vectors, has_reversal = embed_reversals(prompts, text.encode_text, vectors.shape[1])
+    return TrainingSet(clips.to_array(), np.asarray(owners, np.int64), prompts, vectors,
+                       str(shard.prompts_path), "tiny-cnn", reversed_vectors, has_reversal)
 
 
 def from_index(index_dir: str | Path, *, text_encoder: str) -> TrainingSet:
@@ -113,6 +153,8 @@ def from_index(index_dir: str | Path, *, text_encoder: str) -> TrainingSet:
                        "frames needs an index built with a clip:... encoder")
     prompts = index.prompts_table.column("prompt").to_pylist()
     rows = index.videos_table.column("prompt_row").to_numpy()
-    vectors = create_encoder(text_encoder).encode_text(prompts)
+    text = create_encoder(text_encoder)
+    vectors = text.encode_text(prompts)
+    reversed_vectors, has_reversal = embed_reversals(prompts, text.encode_text, vectors.shape[1])
     return TrainingSet(np.asarray(index.video_frames, dtype=np.float16), rows.astype(np.int64), prompts, vectors,
-                       str(index_dir), index.encoder_spec)
+                       str(index_dir), index.encoder_spec, reversed_vectors, has_reversal)

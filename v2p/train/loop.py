@@ -1,7 +1,12 @@
 """Contrastive training of a video tower into a frozen text space (``v2p train``).
 
 Loss: symmetric InfoNCE between video vectors and the frozen text vectors of their prompts,
-with a learnable temperature (CLIP's logit scale). Each epoch visits every training prompt
+with a learnable temperature (CLIP's logit scale). With ``hard_negatives`` (the default), prompts
+that name a direction bring two NegCLIP-style hard negatives: their motion-reversed text
+("sliding to the right" for a clip sliding to the left) as a wrong answer for the videos, and
+their clip played backwards as a wrong answer for the prompts. Only the order of the frames
+tells either apart, so the head has to learn time (random batches never ask for it: the
+other attributes already separate random prompts). Each epoch visits every training prompt
 once, with one of its videos drawn at random, so a batch never holds two positives for one
 prompt. Validation (held-out prompts, every one of their videos) picks the best epoch and
 stops training once it has not improved for ``patience`` epochs.
@@ -36,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimiser steps (tests, smoke runs)
     augment: bool = True
+    hard_negatives: bool = True  # motion-reversed prompts and backwards clips as negatives (module doc)
 
 
 @dataclass
@@ -54,11 +60,24 @@ class ContrastiveLoss(nn.Module):
         super().__init__()
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(self, video: torch.Tensor, text: torch.Tensor, reversed_text: torch.Tensor | None = None,
+                reversed_video: torch.Tensor | None = None, has_reversal: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """``video[i]`` matches ``text[i]``. Hard negatives, for the rows where ``has_reversal``:
+        ``reversed_text[i]`` (prompt i with its motion reversed) is one more wrong answer for every
+        video, and ``reversed_video[i]`` (clip i played backwards) one more for every prompt."""
         scale = self.logit_scale.clamp(max=math.log(100)).exp()
         logits = scale * video @ text.T
         target = torch.arange(len(video), device=video.device)
-        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        video_to_text, text_to_video = logits, logits.T
+        if has_reversal is not None and bool(has_reversal.any()):
+            if reversed_text is not None:
+                extra = (scale * video @ reversed_text.T).masked_fill(~has_reversal[None, :], float("-inf"))
+                video_to_text = torch.cat([video_to_text, extra], dim=1)
+            if reversed_video is not None:
+                extra = (scale * text @ reversed_video.T).masked_fill(~has_reversal[None, :], float("-inf"))
+                text_to_video = torch.cat([text_to_video, extra], dim=1)
+        return (F.cross_entropy(video_to_text, target) + F.cross_entropy(text_to_video, target)) / 2
 
 
 def _augment(pixels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -90,6 +109,10 @@ class Trainer:
         self.model = VideoTower(tower_cfg)
         self.loss = ContrastiveLoss()
         self.text = torch.from_numpy(np.asarray(data.text_vectors, dtype=np.float32))
+        self.use_hard = cfg.hard_negatives and data.has_reversal is not None and bool(data.has_reversal.any())
+        if self.use_hard:
+            self.reversed = torch.from_numpy(np.asarray(data.reversed_vectors, dtype=np.float32))
+            self.has_reversal = torch.from_numpy(np.asarray(data.has_reversal, dtype=bool))
         self.train_prompts, self.val_prompts = data.split(cfg.val_fraction, cfg.seed)
         self.videos_of = [[] for _ in data.prompts]
         for v, p in enumerate(data.video_prompt.tolist()):
@@ -97,14 +120,18 @@ class Trainer:
         self.train_prompts = np.array([p for p in self.train_prompts if self.videos_of[p]], np.int64)
         self.val_prompts = np.array([p for p in self.val_prompts if self.videos_of[p]], np.int64)
 
-    def _forward(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
+    def _frames(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
+        """Frame vectors [B, T, f] of the videos (pixels through the frame encoder, or cached vectors)."""
         x = torch.from_numpy(self.data.inputs[video_ids])
         if self.data.is_pixels:
             pixels = x.permute(0, 1, 4, 2, 3).float()  # [B, T, 3, S, S] in 0..255
             if train and self.cfg.augment:
                 pixels = _augment(pixels, self.gen)
-            return self.model.pool(self.model.encode_frames(normalise_pixels(pixels)))
-        return self.model.pool(x.float())
+            return self.model.encode_frames(normalise_pixels(pixels))
+        return x.float()
+
+    def _forward(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
+        return self.model.pool(self._frames(video_ids, train))
 
     def _validate(self) -> dict:
         if len(self.val_prompts) == 0:
@@ -118,10 +145,23 @@ class Trainer:
             logits = scale * emb @ text.T
             col = {p: i for i, p in enumerate(self.val_prompts.tolist())}
             target = torch.tensor([col[int(self.data.video_prompt[v])] for v in vids])
-            loss = float(F.cross_entropy(logits, target))
             ranks = (logits > logits.gather(1, target[:, None])).sum(1)
+            extra: dict = {}
+            if self.use_hard:
+                # each video against its own prompt's reversal: the direction a retrieval metric can hide
+                own = torch.from_numpy(self.data.video_prompt[vids])
+                has = self.has_reversal[own]
+                rev = scale * (emb * self.reversed[own]).sum(1)
+                rev_logit = rev.masked_fill(~has, float("-inf"))
+                logits = torch.cat([logits, rev_logit[:, None]], dim=1)
+                true = logits.gather(1, target[:, None])[:, 0]
+                if bool(has.any()):
+                    extra = {"val_reversal_acc": float((true[has] > rev[has]).float().mean()),
+                             "val_reversal_videos": int(has.sum())}
+            loss = float(F.cross_entropy(logits, target))
         return {"val_loss": loss, "val_r1": float((ranks < 1).float().mean()),
-                "val_r5": float((ranks < 5).float().mean()), "val_videos": len(vids), "val_prompts": len(text)}
+                "val_r5": float((ranks < 5).float().mean()), "val_videos": len(vids), "val_prompts": len(text),
+                **extra}
 
     def run(self) -> TrainResult:
         cfg = self.cfg
@@ -146,7 +186,12 @@ class Trainer:
                 if len(prompts) < 2:
                     continue
                 vids = np.array([self.rng.choice(self.videos_of[p]) for p in prompts], np.int64)
-                loss = self.loss(self._forward(vids, train=True), self.text[prompts])
+                frames = self._frames(vids, train=True)
+                if self.use_hard:  # the batch's reversed prompts and its clips played backwards
+                    loss = self.loss(self.model.pool(frames), self.text[prompts], self.reversed[prompts],
+                                     self.model.pool(frames.flip(1)), self.has_reversal[prompts])
+                else:
+                    loss = self.loss(self.model.pool(frames), self.text[prompts])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
