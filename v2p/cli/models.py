@@ -62,8 +62,8 @@ def train(
     max_steps: Annotated[int | None, typer.Option(help="Stop after N optimiser steps (smoke runs).")] = None,
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 8,
     hard_negatives: Annotated[bool, typer.Option(help="Add each prompt's motion reversal ('left' <-> 'right', "
-                                                      "'zoom in' <-> 'zoom out') as a hard negative, so the head "
-                                                      "must learn the order of frames.")] = True,
+                                                      "'zoom in' <-> 'zoom out') and its clip played backwards as "
+                                                      "hard negatives, so the head must learn the order of frames.")] = True,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos instead of stopping.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training summary as JSON.")] = False,
 ):
