@@ -64,5 +64,5 @@ class StageProgress:
             self.bar.advance(self.tasks[stage], advance)
 
 
-def _print_json(obj) -> None:
+def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")

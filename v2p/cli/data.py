@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from v2p.cli._app import shard_app, _print_json, app, friendly_errors, out, progress_bar
+from v2p.cli._app import shard_app, print_json, app, friendly_errors, out, progress_bar
 
 
 # --------------------------------------------------------------------------- synth
@@ -36,7 +36,7 @@ def synth(
     summary = {"out": str(result.out), "prompts": str(result.prompts_path), "n_prompts": result.n_prompts,
                "n_videos": result.n_videos, "archives": {g: str(p) for g, p in result.archives.items()}}
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         out.print(f"wrote {result.n_prompts} prompts and {result.n_videos} videos to {result.out}")
 
@@ -74,6 +74,6 @@ def shard_inspect(
 
     summary = inspect_shard(open_shard(path), strip_flags=strip_flags).as_dict()
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         _render_summary(summary)

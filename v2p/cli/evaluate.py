@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from v2p.cli._app import StageProgress, _print_json, app, friendly_errors, out, progress_bar
+from v2p.cli._app import StageProgress, print_json, app, friendly_errors, out, progress_bar
 from v2p.cli.query import build_reranker, render_results
 
 
@@ -77,7 +77,7 @@ def eval_command(
                           answer=answer, on_progress=StageProgress(bar)).as_dict()
         report["mode"] = "splice" if splice else ("rerank" if rerank else "plain")
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         _render_eval(report)
 
@@ -102,5 +102,5 @@ def demo(
     report = result.report.as_dict()
     _render_eval(report)
     if as_json:
-        _print_json(report)
+        print_json(report)
     out.print(f"\nindex left at [bold]{result.index}[/]: try  v2p query {result.clips[0]} --index {result.index}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from v2p.cli._app import index_app, StageProgress, _print_json, friendly_errors, out, progress_bar
+from v2p.cli._app import index_app, StageProgress, print_json, friendly_errors, out, progress_bar
 from v2p.errors import V2PError
 
 
@@ -52,7 +52,7 @@ def index_build(
                              on_progress=StageProgress(bar))
     summary = report.as_dict()
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     out.print(f"index {report.out}: {report.prompts} prompts ({report.prompt_factory})"
               + (f", {report.videos} videos ({report.video_factory})" if config.videos else "")
@@ -77,7 +77,7 @@ def index_info(
 
     manifest = IndexDir.open(index).manifest
     if as_json:
-        _print_json(manifest)
+        print_json(manifest)
         return
     table = Table(title=f"index {index}", show_header=False)
     table.add_row("encoder", manifest["encoder"])

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from v2p.cli._app import StageProgress, _print_json, app, friendly_errors, out, progress_bar
+from v2p.cli._app import StageProgress, print_json, app, friendly_errors, out, progress_bar
 from v2p.errors import V2PError
 
 
@@ -35,7 +35,7 @@ def lm_train(
     with progress_bar() as bar:
         record = train_bank_lm(index, cfg, on_progress=StageProgress(bar))
     if as_json:
-        _print_json(record)
+        print_json(record)
     else:
         out.print(f"language model for {index}: {record['parameters']:,} parameters on {record['prompts']} prompts, "
                   f"loss {record['first_loss']:.2f} -> {record['final_loss']:.2f} in {record['seconds']:.0f}s")
@@ -95,7 +95,7 @@ def train(
     summary = {"out": str(out_dir), "encoder_spec": f"v2p:{out_dir}", "best_epoch": result.best_epoch,
                "epochs_run": len(result.history), "seconds": result.seconds, **result.best}
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         out.print(f"trained {head} tower -> {out_dir} (best epoch {result.best_epoch} of {len(result.history)}, "
                   f"val R@1 {result.best.get('val_r1', float('nan')):.3f}"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from v2p.cli._app import _print_json, app, err, friendly_errors, out, progress_bar
+from v2p.cli._app import print_json, app, err, friendly_errors, out, progress_bar
 from v2p.errors import V2PError
 
 
@@ -75,7 +75,7 @@ def query(
         results += retriever.query_texts(text, top=top)
     payload = [r.as_dict() for r in results]
     if as_json:
-        _print_json(payload)
+        print_json(payload)
     else:
         render_results(payload)
     if clips and all(r.error for r in results[: len(clips)]) and not text:
@@ -113,7 +113,7 @@ def batch(
         report = run_batch(db, out_table=out_table, index=index, table=table, column=column, sql=sql, top=top,
                            on_progress=on_progress, retriever=answerer)
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
         out.print(f"{report.paths} paths: {report.skipped_done} already done, {report.queried} queried, "
                   f"{report.failed} failed (error rows); {report.rows_written} rows written to {report.out_table}")

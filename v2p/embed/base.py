@@ -51,9 +51,9 @@ class Encoder(ABC):
     fingerprint: str | None = None  # identifies the weights when the spec alone does not (trained towers)
 
     @abstractmethod
-    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256,
+    def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:
-        ...
+        """Unit vectors [n, dim]; ``batch_size`` None = the encoder's own default for its device."""
 
     def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")

@@ -139,10 +139,11 @@ class OpenClipEncoder(Encoder):
         self.truncated_count += int(full)
         return tokens
 
-    def encode_text(self, texts: Sequence[str], *, batch_size: int = 256, on_progress: ProgressFn | None = None,
-                    trim: bool = True) -> np.ndarray:
+    def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
+                    on_progress: ProgressFn | None = None, trim: bool = True) -> np.ndarray:
         import torch
 
+        batch_size = batch_size or 256
         texts = list(texts)
         out = np.empty((len(texts), self.dim), np.float32)
         if not texts:

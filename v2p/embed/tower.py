@@ -193,9 +193,7 @@ class TowerEncoder(Encoder):
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:
-        """The text encoder's vectors, at its own default batch size unless one is given."""
-        kwargs = {"batch_size": batch_size} if batch_size else {}
-        return self.text.encode_text(texts, on_progress=on_progress, **kwargs)
+        return self.text.encode_text(texts, batch_size=batch_size, on_progress=on_progress)
 
     @torch.inference_mode()
     def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:

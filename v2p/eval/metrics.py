@@ -105,7 +105,11 @@ OPPOSITE_ACTION = {"moving left": "moving right", "moving right": "moving left",
 def swap_direction(prompt: str, action: str) -> str | None:
     """The prompt with its motion reversed ("sliding to the left" -> "sliding to the right"), or None
     when the action is not directed or its phrase is not found. Synonym lists of opposite actions
-    are aligned, so the i-th form maps to the opposite's i-th form."""
+    are aligned, so the i-th form maps to the opposite's i-th form.
+
+    Not ``v2p.data.reverse_motion`` (training's hard negatives, every motion word of free text):
+    the probe reverses only the subject's action, by the grammar, so it measures exactly that
+    and not the lexicon the model was trained with."""
     opposite = OPPOSITE_ACTION.get(action)
     if opposite is None:
         return None
