@@ -79,11 +79,28 @@ def test_injection_in_identifiers_is_refused(clip_db, tiny_clip_index, name):
     assert rows(db, "SELECT count(*) FROM clips")[0][0] == 5
 
 
-def test_sql_cannot_smuggle_a_second_statement(clip_db, tiny_clip_index):
+@pytest.mark.parametrize("sql", [
+    "SELECT video_path FROM clips; DROP TABLE keep",
+    # closes the old subquery wrapper: it ran the DROP
+    "SELECT video_path FROM clips) AS a; DROP TABLE keep; SELECT * FROM (SELECT video_path FROM clips",
+    "DROP TABLE keep",
+    "CREATE TABLE x AS SELECT 1",
+])
+def test_sql_must_be_exactly_one_select(clip_db, tiny_clip_index, sql):
     db, _ = clip_db
-    with pytest.raises(V2PError, match="--sql failed"):
-        run_batch(db, sql="SELECT video_path FROM clips; DROP TABLE clips", out_table="r", index=tiny_clip_index)
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE OR REPLACE TABLE keep AS SELECT 1 AS x")
+    with pytest.raises(V2PError, match="--sql"):
+        run_batch(db, sql=sql, out_table="r", index=tiny_clip_index)
+    assert rows(db, "SELECT count(*) FROM keep")[0][0] == 1
     assert rows(db, "SELECT count(*) FROM clips")[0][0] == 5
+
+
+def test_refused_input_creates_no_output_table(clip_db, tiny_clip_index):
+    db, _ = clip_db
+    with pytest.raises(V2PError):
+        run_batch(db, table="nope", column="video_path", out_table="never_made", index=tiny_clip_index)
+    assert rows(db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'never_made'")[0][0] == 0
 
 
 def test_wrong_table_or_column_is_named(clip_db, tiny_clip_index):

@@ -18,6 +18,11 @@ PROMPTS = [
     "emoji 🌊🔥 and a multi\nline prompt",
     "x",
     " ".join(["a very long prompt about a cat"] * 30),  # beyond 77 tokens: truncated
+    'Wow!", she said',  # "!" is BPE id 0, the same id as padding
+    "!!! a dog on a skateboard!!! 🐶🛹!",
+    "!",
+    " ".join(["cat"] * 75),  # exactly 77 tokens with start and end: fits, not truncated
+    " ".join(["cat"] * 75) + " !",  # one more: cut
 ]
 
 
@@ -60,7 +65,14 @@ def test_batch_order_is_restored(tiny):
 def test_long_prompts_are_counted_as_truncated(tiny):
     before = tiny.truncated_count
     tiny.encode_text(PROMPTS)
-    assert tiny.truncated_count - before == 1
+    assert tiny.truncated_count - before == 2
+
+
+def test_exclamation_prompts_keep_their_own_embedding(tiny):
+    """Counting non-zero ids cut the EOT of prompts with "!" and pooled the start token:
+    unrelated prompts then embedded identically."""
+    a, b = tiny.encode_text(['Wow!", she said', "Stop! a red car turns left"])
+    assert float(a @ b) < 0.999
 
 
 def test_random_init_is_one_space_across_instances():

@@ -143,3 +143,39 @@ def test_index_from_other_weights_of_the_same_spec_is_refused(small_shard, tmp_p
     create_encoder.cache_clear()
     with pytest.raises(IndexMismatchError, match="built with other weights"):
         Retriever(tmp_path / "idx")
+
+
+@pytest.fixture(scope="module")
+def sparse_video_bank(tmp_path_factory):
+    """200 prompts, bank videos (ms) for only 40 of them; queries: 25 of the prompts rendered by t2vz."""
+    from v2p.data.synth.writer import write_synthetic_shard
+    from v2p.index.build import BuildConfig, build_index
+
+    root = tmp_path_factory.mktemp("sparse")
+    write_synthetic_shard(root / "bank", 200, seed=31, generators=["ms"], video_sample=40, workers=1)
+    write_synthetic_shard(root / "queries", 200, seed=31, generators=["t2vz"], video_sample=25, workers=1)
+    build_index(open_shard(root / "bank"), root / "index", BuildConfig(encoder="v2p-tiny", videos=True))
+    return root
+
+
+def test_prompts_without_a_bank_video_are_still_found(sparse_video_bank):
+    """A prompt absent from the video path because it has no video must not rank below every prompt
+    with a mediocre video (the old fill value did exactly that: fused R@10 0.0 for such prompts)."""
+    from v2p.eval.runner import load_queries
+
+    fused = Retriever(sparse_video_bank / "index")
+    text_only = Retriever(sparse_video_bank / "index", weights=FusionWeights(text=1.0, video=0.0))
+    has_video = fused._prompt_has_video
+    row_of = fused.index.prompt_row_by_id
+    queries = [q for q in load_queries(open_shard(sparse_video_bank / "queries"))
+               if not has_video[row_of[q.prompt_id]]]
+    assert len(queries) >= 15
+
+    def recall10(retriever):
+        results = retriever.query_videos([q.data for q in queries], top=10)
+        return sum(any(c.prompt_id == q.prompt_id for c in r.candidates) for q, r in
+                   zip(queries, results, strict=True)) / len(queries)
+
+    text_recall, fused_recall = recall10(text_only), recall10(fused)
+    assert text_recall > 0.5
+    assert fused_recall >= text_recall - 0.1, (fused_recall, text_recall)

@@ -24,7 +24,7 @@ def index_build(
     video_sources: Annotated[list[Path] | None, typer.Option("--video-source", help="Archive or folder of videos (repeatable); default: found beside the prompts.")] = None,
     limit: Annotated[int | None, typer.Option(help="Index only the first N unique prompts.")] = None,
     factory: Annotated[str | None, typer.Option(help="FAISS factory string for the prompt index (default: chosen from size and budget).")] = None,
-    memory_budget: Annotated[str, typer.Option(help="Memory the prompt index may use, e.g. 4G.")] = "4G",
+    memory_budget: Annotated[str, typer.Option(help="Memory each index (prompts, and videos) may use, e.g. 4G; chooses the index type.")] = "4G",
     frames: Annotated[int, typer.Option(help="Frames sampled per video.")] = 8,
     strip_flags: Annotated[bool, typer.Option(help="Ignore generator flags when deduplicating prompts.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos (counted and reported) instead of stopping.")] = False,

@@ -12,7 +12,6 @@ An encoder maps prompts and clips into one space named by its *spec* string:
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -24,15 +23,19 @@ ProgressFn = Callable[[int], None]
 
 
 def pick_device(device: str | None = None) -> str:
-    """``cuda`` when a CUDA device is visible, else ``cpu`` (with every core given to torch)."""
+    """``cuda`` when a CUDA device is visible, else ``cpu`` (torch given the CPUs this process
+    may use: affinity and cgroup quota, or ``V2P_THREADS``)."""
     import torch
 
+    from v2p._threads import configure_torch_threads
+
     if device:
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    torch.set_num_threads(os.cpu_count() or 1)
-    return "cpu"
+        resolved = device
+    else:
+        resolved = "cuda" if torch.cuda.is_available() else "cpu"
+    if resolved == "cpu":
+        configure_torch_threads()
+    return resolved
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

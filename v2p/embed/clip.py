@@ -43,6 +43,23 @@ def _offline_help(model: str, tag: str) -> str:
     )
 
 
+def eot_positions(tokens):
+    """Position of each row's end-of-text token: its largest id (49407 in CLIP's BPE).
+
+    Not the count of non-zero ids: id 0 is both the pad id and the BPE token "!", so counting
+    non-zeros cuts the EOT of any prompt with a "!" and pools the wrong position."""
+    return tokens.argmax(dim=1)
+
+
+def count_truncated(tokenizer, texts: Sequence[str], tokens) -> int:
+    """Prompts whose text did not fit the context: EOT in the last slot and more BPE tokens than fit."""
+    at_end = (eot_positions(tokens) == tokens.shape[1] - 1).nonzero().flatten().tolist()
+    encode = getattr(tokenizer, "encode", None)
+    if encode is None:  # tokenizers without a raw encode: an EOT in the last slot means cut
+        return len(at_end)
+    return sum(1 for i in at_end if len(encode(texts[i])) > tokens.shape[1] - 2)
+
+
 class OpenClipEncoder(Encoder):
     """An open_clip model used as a frame encoder (mean pooling) and text encoder."""
 
@@ -120,8 +137,7 @@ class OpenClipEncoder(Encoder):
         m = self.model
         if not (trim and self.trim_supported):
             return m.encode_text(tokens)
-        nonpad = (tokens != 0).sum(dim=1)
-        length = int(nonpad.max())
+        length = int(eot_positions(tokens).max()) + 1
         t = tokens[:, :length]
         cast = m.transformer.get_cast_dtype()
         x = m.token_embedding(t).to(cast) + m.positional_embedding[:length].to(cast)
@@ -135,8 +151,7 @@ class OpenClipEncoder(Encoder):
     def tokenize(self, texts: Sequence[str]):
         """Tokens [n, context_length]; counts prompts cut at the context length."""
         tokens = self.tokenizer(list(texts))
-        full = (tokens[:, -1] != 0).sum().item()  # the last slot is filled only when cut
-        self.truncated_count += int(full)
+        self.truncated_count += count_truncated(self.tokenizer, texts, tokens)
         return tokens
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
@@ -149,7 +164,7 @@ class OpenClipEncoder(Encoder):
         if not texts:
             return out
         tokens = self.tokenize(texts)
-        order = np.argsort(-(tokens != 0).sum(dim=1).numpy(), kind="stable")  # longest first
+        order = np.argsort(-eot_positions(tokens).numpy(), kind="stable")  # longest first
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(texts), batch_size):
                 idx = order[start:start + batch_size]

@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterable
 import faiss
 import numpy as np
 
+from v2p._threads import configure_faiss_threads
 from v2p.index.select import needs_training
+
+configure_faiss_threads()  # OpenMP sized to this process's CPUs (affinity, cgroup), not the machine's
 
 DEFAULT_NPROBE = 32
 DEFAULT_EF_SEARCH = 128

@@ -2,8 +2,10 @@
 
 Identifiers are validated (letters, digits, underscore; optionally ``schema.table``) and
 quoted, so a name like ``x; DROP TABLE y`` is refused before any SQL runs. A ``--sql``
-source is wrapped as a subquery, so it can only be one SELECT. Results are committed per
-chunk; a re-run skips paths that already have result rows and retries paths that failed.
+source is parsed with DuckDB's own statement splitter and must be exactly one SELECT
+(wrapping text in a subquery is not enough: ``x) AS a; DROP TABLE keep; SELECT * FROM (y``
+closes the wrapper). Results are committed per chunk; a re-run skips paths that already
+have result rows and retries paths that failed.
 """
 
 from __future__ import annotations
@@ -46,10 +48,25 @@ class BatchReport:
         return self.__dict__.copy()
 
 
+def single_select(sql: str) -> str:
+    """The one SELECT statement of ``sql`` (trailing semicolon dropped); anything else is refused."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise V2PError(f"--sql does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise V2PError(f"--sql must be exactly one SELECT statement; it holds {len(statements)}")
+    statement = statements[0]
+    if statement.type != duckdb.StatementType.SELECT:
+        raise V2PError(f"--sql must be a SELECT statement, not {statement.type.name}")
+    return statement.query.strip().rstrip(";")
+
+
 def _source_paths(con: duckdb.DuckDBPyConnection, table: str | None, column: str | None, sql: str | None) -> list[str]:
     if sql is not None:
         if table is not None:
             raise V2PError("pass either --sql or --table/--column, not both")
+        sql = single_select(sql)
         col = quote_identifier(column, "column") if column else None
         try:
             rel = con.sql(f"SELECT * FROM ({sql}) AS v2p_source")
@@ -108,8 +125,9 @@ def run_batch(db: str | Path, *, out_table: str, index: str | Path | None = None
     except duckdb.Error as exc:
         raise V2PError(f"{db}: cannot open as DuckDB ({str(exc).splitlines()[0]})") from None
     try:
+        quote_identifier(out_table, "output table name")
+        paths = _source_paths(con, table, column, sql)  # inputs checked before anything is written
         q_out = _ensure_out_table(con, out_table)
-        paths = _source_paths(con, table, column, sql)
         done = {r[0] for r in con.execute(f"SELECT DISTINCT path FROM {q_out} WHERE error IS NULL").fetchall()}
         todo = [p for p in paths if p not in done]
         if on_progress:

@@ -9,8 +9,17 @@ Two paths find candidates for a clip:
 A prompt found both ways is one candidate with both scores. Cross-modal and same-modal
 cosines live on different scales (CLIP: ~0.3 vs ~0.8), so each path's scores are
 standardised over that query's candidate pool (z-scores, "distribution-based score
-fusion") and summed with weights. A path that did not return a prompt contributes its
-lowest returned score: an upper bound on what it would have given.
+fusion") and summed with weights.
+
+A path that did not return a prompt is handled by what its silence means:
+
+* the prompt has videos in the bank, but none came back: the path's lowest returned score
+  is an upper bound on what it would have given, so it gets that;
+* the prompt has no video in the bank at all (VidProM's 1.67M prompts with only some
+  archives downloaded): the video path knows nothing about it. Its unknown video score is
+  imputed from the text path (the prompt's text z-score stands in for it), so a text-only
+  prompt competes on its text evidence instead of being ranked below every prompt with a
+  mediocre video.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from v2p.data.frames import sample_frames
 from v2p.embed.factory import create_encoder
@@ -201,27 +211,38 @@ class Retriever:
         zt, t_fill = standardise(text)
         zv, v_fill = standardise({row: s for row, (s, _) in video.items()})
         w = self.weights
+        has_video = self._prompt_has_video if video else None
         scored = []
         for row in set(text) | set(video):
             ts = text.get(row)
             vs = video[row][0] if row in video else None
             if video:
-                score = w.text * zt.get(row, t_fill) + w.video * zv.get(row, v_fill)
+                z_text = zt.get(row, t_fill)
+                if row in zv:
+                    z_video = zv[row]
+                elif has_video[row]:
+                    z_video = v_fill  # it has videos and none came back: at most the lowest returned
+                else:
+                    z_video = z_text  # no video in the bank: unknown, imputed from the text evidence
+                score = w.text * z_text + w.video * z_video
             else:  # text path alone: keep the cosine itself, it means more to a reader than a z-score
                 score = ts
             scored.append((score, row, ts, vs))
         scored.sort(key=lambda x: (-x[0], x[1]))
-        table = self.index.prompts_table
+        scored = scored[:top]
+        # only the shown rows are read from the tables (Arrow take), never whole columns as lists
+        prompts = self.index.prompts_table.take(pa.array([row for _, row, _, _ in scored], pa.int64()))
+        prompts = prompts.select(["prompt", "uuid", "prompt_id"]).to_pylist()
+        matched = {}
+        shown_videos = [video[row][1] for _, row, _, vs in scored if vs is not None]
+        if shown_videos:
+            vt = self.index.videos_table.take(pa.array(shown_videos, pa.int64())).select(["generator", "uuid"])
+            matched = {vi: f"{r['generator']}-{r['uuid']}" for vi, r in zip(shown_videos, vt.to_pylist(), strict=True)}
         cands = []
-        for rank, (score, row, ts, vs) in enumerate(scored[:top], start=1):
+        for rank, ((score, row, ts, vs), p) in enumerate(zip(scored, prompts, strict=True), start=1):
             source = "text+video" if ts is not None and vs is not None else ("text" if ts is not None else "video")
-            matched = None
-            if vs is not None:
-                vi = video[row][1]
-                matched = f"{self._video_generators[vi]}-{self._video_uuids[vi]}"
-            cands.append(Candidate(rank, float(score), table.column("prompt")[row].as_py(),
-                                   table.column("uuid")[row].as_py(), table.column("prompt_id")[row].as_py(),
-                                   source, ts, vs, matched, index_row=row))
+            cands.append(Candidate(rank, float(score), p["prompt"], p["uuid"], p["prompt_id"], source, ts, vs,
+                                   matched.get(video[row][1]) if vs is not None else None, index_row=row))
         return cands
 
     # -- columns of the video table, read once ---------------------------------------------
@@ -230,9 +251,8 @@ class Retriever:
         return self.index.videos_table.column("prompt_row").to_numpy()
 
     @functools.cached_property
-    def _video_uuids(self) -> list[str]:
-        return self.index.videos_table.column("uuid").to_pylist()
-
-    @functools.cached_property
-    def _video_generators(self) -> list[str]:
-        return self.index.videos_table.column("generator").to_pylist()
+    def _prompt_has_video(self) -> np.ndarray:
+        """Per prompt row: does the bank hold at least one video of it?"""
+        mask = np.zeros(self.index.prompts_table.num_rows, dtype=bool)
+        mask[self._video_prompt_rows] = True
+        return mask
