@@ -40,3 +40,32 @@ def test_demo_pipeline_small(tmp_path):
     probe = cli_report["direction_probe"]
     if probe["n"]:
         assert f"direction probe: {probe['accuracy']:.3f}" in table.stdout
+
+
+def _pika_bank(small_shard, tmp_path, **config):
+    from v2p.data.shard import open_shard
+    from v2p.index.build import BuildConfig, build_index
+
+    build_index(open_shard(small_shard), tmp_path / "index",
+                BuildConfig(encoder="v2p-tiny", videos=True, generators=["pika"], **config))
+    return tmp_path / "index"
+
+
+def test_eval_uses_the_banks_flag_stripping(small_shard, tmp_path):
+    """A bank built with --strip-flags holds every prompt of the shard; eval must see that (it
+    computed query ids without stripping and counted flagged prompts as not in the bank)."""
+    from v2p.data.shard import open_shard
+    from v2p.eval.runner import evaluate
+
+    index = _pika_bank(small_shard, tmp_path, strip_flags=True)
+    report = evaluate(index, open_shard(small_shard), generator="vc2").as_dict()
+    assert report["n_queries"] == 12 and report["not_in_bank"]["n_queries"] == 0
+
+
+def test_eval_refuses_the_index_own_videos_and_empty_query_sets(small_shard, tmp_path):
+    index = _pika_bank(small_shard, tmp_path)
+    own = runner.invoke(app, ["eval", "--index", str(index), "--queries", str(small_shard), "--generator", "pika"])
+    assert own.exit_code != 0 and "in the index itself" in own.output
+    none = runner.invoke(app, ["eval", "--index", str(index), "--queries", str(small_shard), "--generator", "t2vz"])
+    assert none.exit_code != 0
+    assert "no query videos of generator 't2vz'" in none.output and "its generators: ms, pika, vc2" in none.output

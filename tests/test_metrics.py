@@ -121,3 +121,15 @@ def test_direction_given_axis_ignores_other_axes():
 ])
 def test_swap_direction(prompt, action, expected):
     assert metrics.swap_direction(prompt, action) == expected
+
+
+def test_failed_queries_are_misses_not_left_out():
+    """An encoder that fails on hard clips must not score higher: failures count in R@k."""
+    bank = {"p1": "a red ball bouncing", "p2": "a blue star rotating"}
+    queries = [QueryTruth("q0", b"", "u0", bank["p1"], "p1", None),
+               QueryTruth("q1", b"", "u1", bank["p2"], "p2", None)]
+    results = [QueryResult("q0", [_cand(1, bank["p1"], "p1")]), QueryResult("q1", error="cannot decode video")]
+    report = score_answers(queries, results, set(bank), lambda pid: None).as_dict()
+    assert report["n_queries"] == 2 and report["n_failed"] == 1 and report["errors"] == 1
+    assert report["recall_at_1"] == pytest.approx(0.5)
+    assert report["minilm_cosine"] == pytest.approx(1.0, abs=1e-5)  # text metrics over answered queries

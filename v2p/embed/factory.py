@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from v2p.embed.base import Encoder
 from v2p.errors import EncoderSpecError
@@ -34,7 +35,8 @@ class EncoderSpec:
         if self.kind == "clip":
             return f"clip:{self.model}@{self.checkpoint}" if self.checkpoint else f"clip:{self.model}/{self.pretrained}"
         if self.kind == "v2p":
-            return self.model if self.model == "v2p-tiny" else f"v2p:{self.model}"
+            # a model folder by its absolute path: a manifest read from another directory still finds it
+            return self.model if self.model == "v2p-tiny" else f"v2p:{Path(self.model).expanduser().resolve()}"
         return self.kind
 
 
@@ -58,6 +60,14 @@ def parse_spec(spec: str) -> EncoderSpec:
             if model and tag:
                 return EncoderSpec("clip", model, pretrained=tag)
     raise EncoderSpecError(f"unknown encoder spec {spec!r}; valid forms: {', '.join(SPEC_FORMS)}")
+
+
+def canonical_spec(spec: str) -> str:
+    """The one spelling of a spec (absolute model folders); unparseable specs stay as written."""
+    try:
+        return parse_spec(spec).canonical
+    except EncoderSpecError:
+        return spec
 
 
 def list_encoders() -> list[str]:

@@ -228,7 +228,7 @@ def load_video_model(name: str, device: str | None = None) -> TowerEncoder:
         if not (folder / "model.safetensors").is_file():
             raise EncoderSpecError(f"the packaged v2p-tiny model is missing at {folder}; reinstall v2p")
         return TowerEncoder(folder, "v2p-tiny", device)
-    folder = Path(name)
+    folder = Path(name).expanduser().resolve()
     if not folder.is_dir():
         raise EncoderSpecError(f"v2p:{name}: no such model folder (train one with 'v2p train')")
-    return TowerEncoder(folder, f"v2p:{name}", device)
+    return TowerEncoder(folder, f"v2p:{folder}", device)

@@ -176,7 +176,10 @@ class IndexBuilder:
     def _prepare(self) -> None:
         if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
             raise V2PError(f"{self.out} already exists; pass --overwrite to replace it")
-        state = {"config": self.config.resume_key(), "prompts": file_fingerprint(self.shard.prompts_path),
+        # the weights' fingerprint too: retraining a v2p:<dir> model between crash and resume
+        # must not mix vectors of two models in one index
+        state = {"config": {**self.config.resume_key(), "encoder_fingerprint": self.encoder.fingerprint},
+                 "prompts": file_fingerprint(self.shard.prompts_path),
                  "video_sources": [file_fingerprint(s.path) for s in self.shard.video_sources]
                  if self.config.videos else []}
         state_path = self.work / "build.json"
@@ -404,15 +407,38 @@ class IndexBuilder:
                            self.outside_limit, self.bad.summary(), time.perf_counter() - t0, self.reader_stats)
 
     def _publish(self, final: Path) -> None:
-        """Swap the finished folder into place: readers see the old index or the new one, never half."""
-        old = None
+        """Swap the finished folder into place: readers see the old index or the new one, never half.
+
+        Over an existing index the two folders are exchanged in one atomic ``renameat2`` call
+        (Linux), so there is no moment without an index at ``out``. Elsewhere the old one is
+        first renamed aside to ``<out>.old-<pid>``, which :meth:`IndexDir.open` names if a crash
+        strands it there."""
         if self.out.exists():
+            if exchange_paths(final, self.out):
+                shutil.rmtree(final, ignore_errors=True)  # now holds the old index
+                shutil.rmtree(self.work, ignore_errors=True)
+                return
             old = self.out.with_name(self.out.name + f".old-{os.getpid()}")
             os.replace(self.out, old)
-        os.replace(final, self.out)
-        if old is not None:
+            os.replace(final, self.out)
             shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(final, self.out)
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def _gather(arrays: list[np.ndarray], picks: np.ndarray) -> np.ndarray:

@@ -41,7 +41,11 @@ class IndexDir:
     def open(cls, path: str | Path) -> IndexDir:
         path = Path(path)
         mpath = path / MANIFEST
-        if not mpath.is_file():
+        if not path.exists():
+            stranded = sorted(path.parent.glob(path.name + ".old-*")) if path.parent.is_dir() else []
+            if stranded:
+                raise IndexMismatchError(f"{path}: no index here, but {stranded[-1]} holds the previous one (a build "
+                                         f"crashed while replacing it): rename it back to {path.name}")
             raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST}); build one with 'v2p index build'")
         try:
             manifest = json.loads(mpath.read_text())
@@ -73,7 +77,9 @@ class IndexDir:
 
     def check_encoder(self, spec: str | None) -> str:
         """The manifest's spec; a different requested spec is refused (vectors would not compare)."""
-        if spec and spec != self.encoder_spec:
+        from v2p.embed.factory import canonical_spec
+
+        if spec and canonical_spec(spec) != canonical_spec(self.encoder_spec):
             raise IndexMismatchError(
                 f"{self.path} was built with encoder {self.encoder_spec!r}; querying it with {spec!r} would compare "
                 "vectors from different spaces. Drop --encoder, or build an index with that encoder.")
