@@ -52,6 +52,7 @@ class Encoder(ABC):
     num_frames: int = 8  # frames sampled per clip by default
     poolings: tuple[str, ...] = ()  # pooling names this encoder accepts; the first is its default
     fingerprint: str | None = None  # identifies the weights when the spec alone does not (trained towers)
+    video_dim: int | None = None  # size of video_keys() vectors; None = dim (the video path uses pool())
 
     @abstractmethod
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
@@ -68,6 +69,21 @@ class Encoder(ABC):
         """[n, t, f] per-frame vectors -> [n, t, d]: each frame alone, in the text space (for
         fine-grained frame-vs-prompt scores)."""
         raise EncoderSpecError(f"{self.spec} is a text-only encoder; videos need a clip:... or v2p-tiny encoder")
+
+    def video_keys(self, frame_vectors: np.ndarray) -> np.ndarray:
+        """[n, t, f] -> [n, video_dim]: what the video path compares (bank videos against the
+        query clip). By default the pooled text-space vector; an encoder with a better
+        same-modal space (real image embeddings) returns that instead."""
+        return self.pool(frame_vectors)
+
+    @property
+    def video_key_dim(self) -> int:
+        return self.video_dim or self.dim
+
+    def camera(self, frame_vectors: np.ndarray) -> list | None:
+        """Per clip, the camera motion read from its frames (a CameraMotion), or None when this
+        encoder does not read motion."""
+        return None
 
     def encode_videos(self, clips: Sequence[np.ndarray], *, pooling: str | None = None,
                       batch_size: int = 32) -> np.ndarray:

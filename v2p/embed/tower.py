@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -175,9 +175,10 @@ def load_tower(folder: Path, device: str = "cpu") -> VideoTower:
 class TowerEncoder(Encoder):
     """A trained tower as an :class:`Encoder`: videos through the tower, text through its text encoder."""
 
-    def __init__(self, folder: Path, spec: str, device: str | None = None):
-        from v2p.embed.factory import create_encoder
-
+    def __init__(self, folder: Path, spec: str, device: str | None = None, *,
+                 sub_encoder: Callable[[str], Encoder]):
+        """``sub_encoder(spec)`` builds the text encoder (and a frozen frame backbone) the tower
+        was trained on: the factory passes its own cached builder, so this module never imports it."""
         self.device = pick_device(device)
         self.model = load_tower(folder, self.device)
         self.cfg = self.model.cfg
@@ -187,9 +188,8 @@ class TowerEncoder(Encoder):
         self.frame_dim = self.cfg.frame_dim
         self.num_frames = self.cfg.num_frames
         self.poolings = (self.cfg.head,)
-        self.text = create_encoder(self.cfg.text_encoder, device)
-        self.frames_backbone = None if self.model.frame_encoder is not None else create_encoder(self.cfg.frame_encoder,
-                                                                                                 device)
+        self.text = sub_encoder(self.cfg.text_encoder)
+        self.frames_backbone = None if self.model.frame_encoder is not None else sub_encoder(self.cfg.frame_encoder)
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:
@@ -221,14 +221,14 @@ class TowerEncoder(Encoder):
         return self.model.pool(x.reshape(n * t, 1, f)).reshape(n, t, -1).float().cpu().numpy()
 
 
-def load_video_model(name: str, device: str | None = None) -> TowerEncoder:
-    """``v2p-tiny`` (shipped in the package) or a folder written by ``v2p train``."""
+def tower_folder(name: str) -> tuple[Path, str]:
+    """(folder, canonical spec) of ``v2p-tiny`` (shipped in the package) or a ``v2p train`` folder."""
     if name == "v2p-tiny":
         folder = PACKAGED_MODELS / "v2p-tiny"
         if not (folder / "model.safetensors").is_file():
             raise EncoderSpecError(f"the packaged v2p-tiny model is missing at {folder}; reinstall v2p")
-        return TowerEncoder(folder, "v2p-tiny", device)
+        return folder, "v2p-tiny"
     folder = Path(name).expanduser().resolve()
     if not folder.is_dir():
         raise EncoderSpecError(f"v2p:{name}: no such model folder (train one with 'v2p train')")
-    return TowerEncoder(folder, f"v2p:{folder}", device)
+    return folder, f"v2p:{folder}"

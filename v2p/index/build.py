@@ -300,10 +300,10 @@ class IndexBuilder:
             clips.append(clip)
         if clips:
             frames = self.encoder.encode_frames(clips)
-            pooled = self.encoder.pool(frames)
+            pooled = self.encoder.video_keys(frames)
         else:
             frames = np.empty((0, self.config.num_frames, self.encoder.frame_dim), np.float32)
-            pooled = np.empty((0, self.encoder.dim), np.float32)
+            pooled = np.empty((0, self.encoder.video_key_dim), np.float32)
         _save_npy(chunks.path(k, ".frames.npy"), frames.astype(np.float16))
         _save_npy(chunks.path(k, ".npy"), pooled)
         table = pa.Table.from_pylist(rows, schema=pa.schema([(n, pa.string()) for n in
@@ -325,7 +325,7 @@ class IndexBuilder:
         ids = self._chunk_ids(chunks)
         arrays = [np.load(chunks.path(k, ".npy"), mmap_mode="r") for k in ids]
         n = sum(len(a) for a in arrays)
-        dim = self.encoder.dim
+        dim = self.encoder.dim if name == "prompts" else self.encoder.video_key_dim
         if n == 0:
             raise V2PError(f"nothing to index for {name}: no valid {'prompts' if name == 'prompts' else 'videos'}")
         factory = factory or choose_factory(n, dim, parse_size(self.config.memory_budget))
@@ -383,7 +383,8 @@ class IndexBuilder:
             gens = sorted(set(vt.column("generator").to_pylist()))
             videos_meta = {"count": n_videos, "factory": video_factory, "index_file": VIDEOS_INDEX,
                            "table_file": VIDEOS_TABLE, "frames_file": VIDEO_FRAMES, "frames_per_video": t,
-                           "frame_dim": f, "generators": gens, "pooling": self.encoder.poolings[0]}
+                           "frame_dim": f, "generators": gens, "pooling": self.encoder.poolings[0],
+                           "dim": self.encoder.video_key_dim}
         manifest = {
             "format_version": FORMAT_VERSION, "v2p_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -46,6 +46,7 @@ class IndexDir:
             if stranded:
                 raise IndexMismatchError(f"{path}: no index here, but {stranded[-1]} holds the previous one (a build "
                                          f"crashed while replacing it): rename it back to {path.name}")
+        if not mpath.is_file():
             raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST}); build one with 'v2p index build'")
         try:
             manifest = json.loads(mpath.read_text())
@@ -102,9 +103,14 @@ class IndexDir:
     def prompts_table(self) -> pa.Table:
         return self._load_table(PROMPTS_TABLE, self.manifest["prompts"]["count"])
 
+    @property
+    def video_dim(self) -> int:
+        """Size of the video index's vectors (the encoder's video keys; the text dim before they existed)."""
+        return int(self.manifest["videos"].get("dim", self.dim))
+
     @functools.cached_property
     def videos_index(self):
-        return self._load_index(VIDEOS_INDEX, self.manifest["videos"]["count"])
+        return self._load_index(VIDEOS_INDEX, self.manifest["videos"]["count"], self.video_dim)
 
     @functools.cached_property
     def videos_table(self) -> pa.Table:
@@ -118,13 +124,14 @@ class IndexDir:
             raise IndexMismatchError(f"{self.path / VIDEO_FRAMES}: shape {arr.shape} does not match the manifest")
         return arr
 
-    def _load_index(self, name: str, count: int):
+    def _load_index(self, name: str, count: int, dim: int | None = None):
         from v2p.index.faiss_ops import read_index
 
+        dim = dim or self.dim
         index = read_index(str(self.path / name))
-        if index.ntotal != count or index.d != self.dim:
+        if index.ntotal != count or index.d != dim:
             raise IndexMismatchError(f"{self.path / name}: holds {index.ntotal} vectors of dim {index.d}, the manifest "
-                                     f"says {count} of dim {self.dim}; the index folder is mixed up, rebuild it")
+                                     f"says {count} of dim {dim}; the index folder is mixed up, rebuild it")
         return index
 
     def _load_table(self, name: str, count: int) -> pa.Table:

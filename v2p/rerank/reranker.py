@@ -103,17 +103,14 @@ class Reranker:
         answers, ok, clips = self.retriever.decode_queries(sources)
         if not ok:
             return answers
-        frames = self.encoder.encode_frames(clips)
-        pooled = self.encoder.pool(frames)
-        frame_text = self.encoder.frames_in_text_space(frames)
-        pooling = self.encoder.poolings[0]
-        use_videos = self.retriever.index.has_videos and pooling == self.retriever.index.manifest["videos"].get("pooling")
-        pools = self.retriever.search(pooled, top=self.k, use_videos=use_videos, pool_size=self.k)
+        found = self.retriever.search_clips(clips, top=self.k, pool_size=self.k)
+        frame_text = self.encoder.frames_in_text_space(found.frames)
         for j, i in enumerate(ok):
-            ranked = self.rerank(pools[j], frame_text[j], max(top, self.k if splice else top))
+            ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top))
             answers[i].candidates = ranked[:top]
+            answers[i].camera = found.cameras[j] if found.cameras is not None else None
             if splice:
-                answers[i].spliced = splice_prompt(pooled[j], ranked, self.encoder, fluency=self.fluency)
+                answers[i].spliced = splice_prompt(found.vectors[j], ranked, self.encoder, fluency=self.fluency)
         return answers
 
 

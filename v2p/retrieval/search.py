@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from v2p.data.frames import sample_frames
+from v2p.data.motion import CameraMotion, camera_agreement
 from v2p.embed.factory import create_encoder
 from v2p.errors import VideoDecodeError
 from v2p.index import faiss_ops
@@ -57,6 +58,7 @@ class FusionWeights:
 
     text: float = 0.1
     video: float = 1.0
+    camera: float = 0.5  # per unit of camera agreement (+1 / -1) when the encoder reads motion
 
 
 def standardise(scores: dict[int, float]) -> tuple[dict[int, float], float]:
@@ -96,11 +98,14 @@ class QueryResult:
     candidates: list[Candidate] = field(default_factory=list)
     error: str | None = None
     spliced: str | None = None  # a prompt composed from the candidates' phrases (--splice)
+    camera: CameraMotion | None = None  # the camera motion read from the clip's pixels, if the encoder reads it
 
     def as_dict(self) -> dict:
         d = {"query": self.query, "candidates": [c.as_dict() for c in self.candidates]}
         if self.spliced is not None:
             d["spliced"] = self.spliced
+        if self.camera is not None:
+            d["camera"] = self.camera.as_dict()
         if self.error is not None:
             d["error"] = self.error
         return d
@@ -109,6 +114,17 @@ class QueryResult:
     def best_prompt(self) -> str | None:
         """The answer a user would take: the spliced prompt if any, else the top candidate."""
         return self.spliced or (self.candidates[0].prompt if self.candidates else None)
+
+
+@dataclass
+class ClipSearch:
+    """What one batch of clips produced: per-frame vectors, pooled query vectors, camera
+    readings (None when the encoder reads none) and ranked candidates per clip."""
+
+    frames: np.ndarray
+    vectors: np.ndarray
+    cameras: list[CameraMotion] | None
+    candidates: list[list[Candidate]]
 
 
 class VideoAnswerer(Protocol):
@@ -172,13 +188,25 @@ class Retriever:
         """One result per source, in order; undecodable sources get ``error`` and no candidates."""
         results, ok, clips = self.decode_queries(sources)
         if ok:
-            pooling = self.encoder.check_pooling(pooling)
-            vectors = self.encoder.encode_videos(clips, pooling=pooling)
-            same_space = (self.index.has_videos and pooling == self.index.manifest["videos"].get("pooling", pooling))
-            merged = self.search(vectors, top=top, use_videos=same_space)
-            for i, cands in zip(ok, merged, strict=True):
-                results[i].candidates = cands
+            found = self.search_clips(clips, top=top, pooling=pooling)
+            for n, i in enumerate(ok):
+                results[i].candidates = found.candidates[n]
+                results[i].camera = found.cameras[n] if found.cameras is not None else None
         return results
+
+    def search_clips(self, clips: Sequence[np.ndarray], *, top: int = 5, pool_size: int = CANDIDATE_POOL,
+                     pooling: str | None = None) -> ClipSearch:
+        """Encode decoded clips once and search both paths: the one query flow that plain
+        queries and the reranker share."""
+        pooling = self.encoder.check_pooling(pooling)
+        frames = self.encoder.encode_frames(clips)
+        vectors = self.encoder.pool(frames, pooling)
+        same_space = (self.index.has_videos and pooling == self.index.manifest["videos"].get("pooling", pooling))
+        cameras = self.encoder.camera(frames)
+        candidates = self.search(vectors, top=top, use_videos=same_space, pool_size=pool_size,
+                                 video_vectors=self.encoder.video_keys(frames) if same_space else None,
+                                 cameras=cameras)
+        return ClipSearch(frames, vectors, cameras, candidates)
 
     def query_texts(self, texts: Sequence[str], *, top: int = 5) -> list[QueryResult]:
         vectors = self.encoder.encode_text(list(texts))
@@ -186,13 +214,19 @@ class Retriever:
         return [QueryResult(t, cands) for t, cands in zip(texts, merged, strict=True)]
 
     def search(self, vectors: np.ndarray, *, top: int = 5, use_videos: bool = True,
-               pool_size: int = CANDIDATE_POOL) -> list[list[Candidate]]:
-        """Merged, ranked candidates for each query vector (already in the index's space)."""
+               pool_size: int = CANDIDATE_POOL, video_vectors: np.ndarray | None = None,
+               cameras: Sequence[CameraMotion] | None = None) -> list[list[Candidate]]:
+        """Merged, ranked candidates for each query vector (already in the index's space).
+
+        ``video_vectors`` are the queries for the video path when the encoder has its own
+        same-modal keys (default: ``vectors``); ``cameras`` the motion read from each clip,
+        which moves prompts that ask for that camera motion up and those asking another down."""
         k = max(top, pool_size)
         t_scores, t_ids = faiss_ops.search(self.index.prompts_index, vectors, k)
         v_hits = None
         if use_videos and self.index.has_videos:
-            v_hits = faiss_ops.search(self.index.videos_index, vectors, k * VIDEO_HITS_PER_RESULT)
+            keys = vectors if video_vectors is None else video_vectors
+            v_hits = faiss_ops.search(self.index.videos_index, keys, k * VIDEO_HITS_PER_RESULT)
         out = []
         for q in range(len(vectors)):
             text = {int(i): float(s) for s, i in zip(t_scores[q], t_ids[q], strict=True) if i >= 0}
@@ -204,10 +238,11 @@ class Retriever:
                     row = int(self._video_prompt_rows[vi])
                     if row not in video or s > video[row][0]:
                         video[row] = (float(s), int(vi))
-            out.append(self._merge(text, video, top))
+            out.append(self._merge(text, video, top, cameras[q] if cameras is not None else None))
         return out
 
-    def _merge(self, text: dict[int, float], video: dict[int, tuple[float, int]], top: int) -> list[Candidate]:
+    def _merge(self, text: dict[int, float], video: dict[int, tuple[float, int]], top: int,
+               camera: CameraMotion | None = None) -> list[Candidate]:
         zt, t_fill = standardise(text)
         zv, v_fill = standardise({row: s for row, (s, _) in video.items()})
         w = self.weights
@@ -228,6 +263,8 @@ class Retriever:
             else:  # text path alone: keep the cosine itself, it means more to a reader than a z-score
                 score = ts
             scored.append((score, row, ts, vs))
+        if camera is not None and w.camera:
+            scored = self._camera_adjusted(scored, camera, standardised=bool(video))
         scored.sort(key=lambda x: (-x[0], x[1]))
         scored = scored[:top]
         # only the shown rows are read from the tables (Arrow take), never whole columns as lists
@@ -244,6 +281,17 @@ class Retriever:
             cands.append(Candidate(rank, float(score), p["prompt"], p["uuid"], p["prompt_id"], source, ts, vs,
                                    matched.get(video[row][1]) if vs is not None else None, index_row=row))
         return cands
+
+    def _camera_adjusted(self, scored: list[tuple], camera: CameraMotion, standardised: bool) -> list[tuple]:
+        """Add ``weights.camera`` x agreement between each prompt's camera words and the clip's
+        camera motion. Fused scores are z-scores; a text-only score (a cosine) is scaled by its
+        pool's spread so the bonus means the same."""
+        rows = [row for _, row, _, _ in scored]
+        prompts = self.index.prompts_table.take(pa.array(rows, pa.int64())).column("prompt").to_pylist()
+        unit = 1.0 if standardised else float(np.std([x[0] for x in scored]) + 1e-6)
+        bonus = self.weights.camera * unit
+        return [(score + bonus * camera_agreement(prompt, camera), row, ts, vs)
+                for (score, row, ts, vs), prompt in zip(scored, prompts, strict=True)]
 
     # -- columns of the video table, read once ---------------------------------------------
     @functools.cached_property
