@@ -49,7 +49,10 @@ def _render_eval(report: dict) -> None:
 @friendly_errors
 def eval_command(
     index: Annotated[Path, typer.Option(help="Index folder to evaluate.")],
-    queries: Annotated[Path, typer.Option(help="Shard whose videos are the queries (truth from its prompts).")],
+    queries: Annotated[Path | None, typer.Option(help="Shard whose videos are the queries (truth from its prompts).")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Your labelled clips/images: a CSV with columns file,prompt[,camera].")] = None,
+    coco: Annotated[Path | None, typer.Option(help="Your labelled images as a COCO captions JSON (with --images).")] = None,
+    images: Annotated[Path | None, typer.Option(help="Image folder of --coco.")] = None,
     generator: Annotated[str | None, typer.Option(help="Only this generator's videos (one absent from the index).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N query videos.")] = None,
     rerank: Annotated[bool, typer.Option(help="Evaluate reranked answers.")] = False,
@@ -59,12 +62,26 @@ def eval_command(
     lm: Annotated[str, typer.Option(help="Fluency LM: auto, bank, none, or a local HF causal LM.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ):
-    """R@1/5/10, MiniLM cosine, BLEU, ROUGE-L and per-attribute accuracy, with 95% bootstrap intervals."""
+    """R@1/5/10, MiniLM cosine, BLEU, ROUGE-L and per-attribute accuracy, with 95% bootstrap intervals.
+
+    Queries come from a shard (--queries) or from your own labelled media (--labels or --coco)."""
     from v2p.data.shard import open_shard
+    from v2p.errors import V2PError
     from v2p.eval.runner import evaluate
     from v2p.retrieval.search import Retriever
 
+    sources = [name for name, v in (("--queries", queries), ("--labels", labels), ("--coco", coco)) if v is not None]
+    if len(sources) != 1:
+        raise V2PError("pass exactly one of --queries (a shard), --labels (file,prompt CSV) or --coco (with --images)"
+                       + (f"; got {', '.join(sources)}" if sources else ""))
+    if coco is not None and images is None:
+        raise V2PError("--coco needs --images, the folder its file_name entries are in")
+    if (labels is not None or coco is not None) and (rerank or splice):
+        raise V2PError("--rerank/--splice are evaluated on shards (--queries) only")
     retriever = Retriever(index)
+    if labels is not None or coco is not None:
+        _eval_labelled(index, retriever, labels, coco, images, as_json)
+        return
     answer = None
     if rerank or splice:
         reranker = build_reranker(retriever, weights, lm, rerank_k, splice)
@@ -80,6 +97,26 @@ def eval_command(
         print_json(report)
     else:
         _render_eval(report)
+
+
+def _eval_labelled(index: Path, retriever, labels: Path | None, coco: Path | None, images: Path | None,
+                   as_json: bool) -> None:
+    from v2p.eval.labelled import evaluate_labelled, read_coco_captions, read_labels_csv
+
+    items = read_labels_csv(labels) if labels is not None else read_coco_captions(coco, images)
+    with progress_bar(transient=True) as bar:
+        report = evaluate_labelled(index, items, retriever=retriever, on_progress=StageProgress(bar)).as_dict()
+    report["labels"] = str(labels or coco)
+    if as_json:
+        print_json(report)
+        return
+    report.setdefault("queries", report["labels"])
+    _render_eval(report)
+    cam = report["camera"]
+    if cam["n"]:
+        lo, hi = cam["interval"]
+        out.print(f"camera motion: {cam['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] of {cam['n']} labelled clips "
+                  "read right from the pixels")
 
 
 # --------------------------------------------------------------------------- demo

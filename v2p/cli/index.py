@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from v2p.cli._app import index_app, StageProgress, print_json, friendly_errors, out, progress_bar
+from v2p.embed.factory import DEFAULT_ENCODER
 from v2p.errors import V2PError
 
 
@@ -18,7 +19,7 @@ from v2p.errors import V2PError
 def index_build(
     shard: Annotated[Path, typer.Argument(help="Prompts file, or a folder holding it and its video archives.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Index folder to write.")],
-    encoder: Annotated[str, typer.Option(help="Encoder spec: v2p-tiny, minilm, clip:<model>/<tag>, clip:<model>@<ckpt>, v2p:<dir>.")] = "v2p-tiny",
+    encoder: Annotated[str, typer.Option(help="Encoder spec: v2p-sight (real vision models, the default), v2p-tiny (synthetic world), minilm, clip:<model>/<tag>, clip:<model>@<ckpt>, v2p:<dir>.")] = DEFAULT_ENCODER,
     videos: Annotated[bool, typer.Option("--videos", help="Also index the shard's videos (pooled + per-frame).")] = False,
     generators: Annotated[str | None, typer.Option(help="Only these generators' videos (e.g. pika,vc2).")] = None,
     video_sources: Annotated[list[Path] | None, typer.Option("--video-source", help="Archive or folder of videos (repeatable); default: found beside the prompts.")] = None,

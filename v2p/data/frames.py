@@ -28,6 +28,21 @@ def frame_indices(total: int, n: int) -> np.ndarray:
     return np.minimum(((np.arange(n) + 0.5) * total / n).astype(np.int64), total - 1)
 
 
+def shrink_frames(frames: np.ndarray, short_side: int | None) -> np.ndarray:
+    """Frames whose short side exceeds ``short_side`` resized down to it (area filter, aspect kept).
+
+    Done right after decoding, so a 4K clip costs its full size only for the frames in hand,
+    never for a whole batch of clips waiting to be encoded."""
+    if short_side is None or min(frames.shape[1:3]) <= short_side:
+        return frames
+    import cv2
+
+    h, w = frames.shape[1:3]
+    scale = short_side / min(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
 def _decord(data: bytes, n: int) -> np.ndarray:
     import decord
 
@@ -91,8 +106,11 @@ def sample_frames(
     *,
     name: str | None = None,
     backend: str = "auto",
+    short_side: int | None = None,
 ) -> np.ndarray:
     """uint8 [n, H, W, 3] frames of a video file, or of encoded bytes named ``name``.
+
+    ``short_side`` shrinks frames larger than that right after decoding (see :func:`shrink_frames`).
 
     Raises :class:`VideoDecodeError` naming the file when no backend can decode it.
     """
@@ -112,7 +130,7 @@ def sample_frames(
         raise VideoDecodeError(label, "empty file (0 bytes)")
     if label.lower().endswith(IMAGE_SUFFIXES):
         try:
-            return _image(data, n)
+            return shrink_frames(_image(data, 1), short_side).repeat(n, axis=0)
         except Exception as exc:  # PIL raises several unrelated types for bad images
             raise VideoDecodeError(label, f"not a readable image ({exc})") from None
     attempts = {"auto": (_decord, _pyav), "decord": (_decord,), "pyav": (_pyav,)}[backend]
@@ -128,5 +146,5 @@ def sample_frames(
         if frames.ndim != 4 or frames.shape[0] != n or frames.shape[-1] != 3:
             errors.append(f"{decode.__name__.strip('_')}: unexpected frame array {frames.shape}")
             continue
-        return np.ascontiguousarray(frames, dtype=np.uint8)
+        return np.ascontiguousarray(shrink_frames(frames, short_side), dtype=np.uint8)
     raise VideoDecodeError(label, "cannot decode video (" + "; ".join(errors) + ")")

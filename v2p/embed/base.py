@@ -53,6 +53,7 @@ class Encoder(ABC):
     poolings: tuple[str, ...] = ()  # pooling names this encoder accepts; the first is its default
     fingerprint: str | None = None  # identifies the weights when the spec alone does not (trained towers)
     video_dim: int | None = None  # size of video_keys() vectors; None = dim (the video path uses pool())
+    frame_short_side: int | None = None  # frames are shrunk to this short side on decoding (None: kept whole)
 
     @abstractmethod
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,

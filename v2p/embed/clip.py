@@ -109,6 +109,7 @@ class OpenClipEncoder(Encoder):
         cfg = getattr(self.model.visual, "preprocess_cfg", {}) or {}
         size = cfg.get("size", self.model.visual.image_size)
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
+        self.frame_short_side = max(self.image_size)  # preprocess resizes the short side to this anyway
         self.mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1)
         with torch.no_grad():

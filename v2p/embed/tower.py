@@ -190,6 +190,9 @@ class TowerEncoder(Encoder):
         self.poolings = (self.cfg.head,)
         self.text = sub_encoder(self.cfg.text_encoder)
         self.frames_backbone = None if self.model.frame_encoder is not None else sub_encoder(self.cfg.frame_encoder)
+        # frames only need the size the frame encoder reads (tiny-cnn: the whole frame at image_size)
+        self.frame_short_side = (self.cfg.image_size if self.frames_backbone is None
+                                 else self.frames_backbone.frame_short_side)
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:

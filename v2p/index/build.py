@@ -253,7 +253,8 @@ class IndexBuilder:
     def _decode(self, item: tuple) -> tuple:
         ref, data = item
         try:
-            return ref, sample_frames(data, self.config.num_frames, name=str(ref)), None
+            return ref, sample_frames(data, self.config.num_frames, name=str(ref),
+                                      short_side=self.encoder.frame_short_side), None
         except VideoDecodeError as exc:
             return ref, None, exc
 

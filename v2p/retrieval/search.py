@@ -35,6 +35,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
+from v2p._threads import available_cpus
 from v2p.data.frames import sample_frames
 from v2p.data.motion import CameraMotion, camera_agreement
 from v2p.embed.factory import create_encoder
@@ -44,6 +45,7 @@ from v2p.index.store import IndexDir
 
 VIDEO_HITS_PER_RESULT = 4  # videos searched per requested result (several videos share a prompt)
 CANDIDATE_POOL = 50  # candidates gathered per path before merging
+QUERY_CHUNK = 32  # clips decoded and encoded together by query_videos (bounds memory per call)
 
 
 @dataclass(frozen=True)
@@ -149,20 +151,22 @@ class Retriever:
         self.weights = weights
 
     # -- decoding --------------------------------------------------------------------------
-    def load_clips(self, sources: Sequence[str | os.PathLike | bytes], num_frames: int | None = None
-                   ) -> list[np.ndarray | VideoDecodeError]:
+    def load_clips(self, sources: Sequence[str | os.PathLike | bytes], num_frames: int | None = None,
+                   offset: int = 0) -> list[np.ndarray | VideoDecodeError]:
         """Frames per source (decoded in threads), or the decode error for that source."""
         n = num_frames or self._frames_per_video()
+
+        short_side = self.encoder.frame_short_side
 
         def one(item):
             i, src = item
             try:
-                return sample_frames(src, n, name=_label(src, i))
+                return sample_frames(src, n, name=_label(src, i), short_side=short_side)
             except VideoDecodeError as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            return list(pool.map(one, enumerate(sources)))
+        with ThreadPoolExecutor(max_workers=min(4, available_cpus())) as pool:
+            return list(pool.map(one, enumerate(sources, start=offset)))
 
     def _frames_per_video(self) -> int:
         if self.index.has_videos:
@@ -170,11 +174,12 @@ class Retriever:
         return self.encoder.num_frames
 
     # -- queries ---------------------------------------------------------------------------
-    def decode_queries(self, sources: Sequence[str | os.PathLike | bytes]
+    def decode_queries(self, sources: Sequence[str | os.PathLike | bytes], offset: int = 0
                        ) -> tuple[list[QueryResult], list[int], list[np.ndarray]]:
-        """One empty result per source (errors filled in), the indices that decoded, and their clips."""
-        clips = self.load_clips(sources)
-        results = [QueryResult(_label(s, i)) for i, s in enumerate(sources)]
+        """One empty result per source (errors filled in), the indices that decoded, and their clips.
+        ``offset`` numbers unnamed byte sources when a caller passes a slice of a longer list."""
+        clips = self.load_clips(sources, offset=offset)
+        results = [QueryResult(_label(s, offset + i)) for i, s in enumerate(sources)]
         ok = []
         for i, c in enumerate(clips):
             if isinstance(c, VideoDecodeError):
@@ -185,13 +190,19 @@ class Retriever:
 
     def query_videos(self, sources: Sequence[str | os.PathLike | bytes], *, top: int = 5,
                      pooling: str | None = None) -> list[QueryResult]:
-        """One result per source, in order; undecodable sources get ``error`` and no candidates."""
-        results, ok, clips = self.decode_queries(sources)
-        if ok:
-            found = self.search_clips(clips, top=top, pooling=pooling)
-            for n, i in enumerate(ok):
-                results[i].candidates = found.candidates[n]
-                results[i].camera = found.cameras[n] if found.cameras is not None else None
+        """One result per source, in order; undecodable sources get ``error`` and no candidates.
+
+        Sources are decoded and encoded :data:`QUERY_CHUNK` at a time: memory stays flat however
+        many clips one call passes."""
+        results: list[QueryResult] = []
+        for start in range(0, len(sources), QUERY_CHUNK):
+            part, ok, clips = self.decode_queries(sources[start:start + QUERY_CHUNK], offset=start)
+            if ok:
+                found = self.search_clips(clips, top=top, pooling=pooling)
+                for n, i in enumerate(ok):
+                    part[i].candidates = found.candidates[n]
+                    part[i].camera = found.cameras[n] if found.cameras is not None else None
+            results += part
         return results
 
     def search_clips(self, clips: Sequence[np.ndarray], *, top: int = 5, pool_size: int = CANDIDATE_POOL,

@@ -54,6 +54,7 @@ class SightEncoder(Encoder):
     frame_dim = EMBED_DIM + TEXT_DIM + MOTION_FEATURES
     video_dim = EMBED_DIM
     poolings = ("mean",)
+    frame_short_side = 320  # crops reach the classifier at 224; the segmenter reads 513 from this
 
     def __init__(self, text_encoder: Encoder, threads: int, folder: Path = MODEL_DIR):
         import hashlib
