@@ -148,7 +148,8 @@ def score_labelled(items: list[LabelledItem], results: list[QueryResult], bank_i
             values["minilm_cosine"] = np.array([float(np.max(flat[a:b] @ tops[j])) for j, (a, b) in
                                                 enumerate(zip(bounds[:-1], bounds[1:], strict=True))])
         groups[in_bank] = _summary(values, len(members), len(members) - len(answered))
-    with_camera = [k for k, it in enumerate(items) if it.camera is not None]
+    reads_camera = any(r.camera is not None for r in results)  # an encoder that reads no motion is not scored on it
+    with_camera = [k for k, it in enumerate(items) if it.camera is not None] if reads_camera else []
     right = np.array([1.0 if results[k].camera is not None and results[k].camera.label == items[k].camera else 0.0
                       for k in with_camera])
     camera = {"n": len(with_camera), "accuracy": float(right.mean()) if len(right) else None,
