@@ -158,3 +158,45 @@ def test_mismatched_index_is_refused(tiny_clip_index, tmp_path):
         IndexDir.open(broken)
     with pytest.raises(IndexMismatchError, match="not a v2p index"):
         IndexDir.open(tmp_path)
+
+
+def test_resume_does_not_read_finished_video_chunks(small_shard, tmp_path, monkeypatch):
+    """A resume lists the videos of finished chunks by reference; only unfinished ones are read."""
+    from v2p.data.videos import VideoSource
+
+    out = tmp_path / "idx"
+    sizes = ("--prompt-chunk", "5", "--video-chunk", "10")
+    killed = _cli_build(small_shard, out, *sizes, env={CRASH_ENV: "videos:1"})
+    assert killed.returncode == -9, killed.stderr
+    reads = []
+    original = VideoSource.entries
+
+    def counting(self, bad):
+        for ref, read in original(self, bad):
+            yield ref, lambda read=read, ref=ref: reads.append(ref.member) or read()
+
+    monkeypatch.setattr(VideoSource, "entries", counting)
+    report = build_index(open_shard(small_shard), out, BuildConfig(encoder=TINY_CLIP, videos=True, prompt_chunk=5,
+                                                                   video_chunk=10), resume=True)
+    assert report.videos == 36 and report.resumed_chunks == 3 + 2
+    assert len(reads) == 36 - 20
+
+
+def test_manifest_hashes_are_sampled_unless_asked(small_shard, tmp_path):
+    from v2p.index.build import sampled_sha256, sha256_file
+
+    shard = open_shard(small_shard)
+    build_index(shard, tmp_path / "a", BuildConfig(encoder=TINY_CLIP, videos=True))
+    build_index(shard, tmp_path / "b", BuildConfig(encoder=TINY_CLIP, videos=True, full_hash=True))
+    tar = shard.video_sources[0].path
+    a = json.loads((tmp_path / "a" / "manifest.json").read_text())["source"]
+    b = json.loads((tmp_path / "b" / "manifest.json").read_text())["source"]
+    assert a["hash"] == "sampled_sha256" and a["video_sources"][0]["sha256"] == sampled_sha256(tar)
+    assert b["hash"] == "sha256" and b["video_sources"][0]["sha256"] == sha256_file(tar)
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (40 * 4096))  # 40 MiB: sampled, not read whole
+    before = sampled_sha256(big)
+    with open(big, "r+b") as fh:  # a change inside a sampled block is seen
+        fh.seek(0)
+        fh.write(b"x")
+    assert sampled_sha256(big) != before

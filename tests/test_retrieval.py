@@ -179,3 +179,13 @@ def test_prompts_without_a_bank_video_are_still_found(sparse_video_bank):
     text_recall, fused_recall = recall10(text_only), recall10(fused)
     assert text_recall > 0.5
     assert fused_recall >= text_recall - 0.1, (fused_recall, text_recall)
+
+
+def test_lookup_accepts_one_path_and_reuses_the_opened_index(tiny_clip_index, shard_videos):
+    from v2p.retrieval.lookup import cached_retriever, lookup
+
+    path = shard_videos[0][0]
+    table = lookup(str(path), index=tiny_clip_index, top=2)
+    assert table.num_rows == 2 and set(table.column("path").to_pylist()) == {str(path)}
+    assert lookup(path, index=tiny_clip_index, top=1).num_rows == 1  # a PathLike too
+    assert cached_retriever(tiny_clip_index) is cached_retriever(str(tiny_clip_index))

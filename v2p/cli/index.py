@@ -33,6 +33,7 @@ def index_build(
     prompt_chunk: Annotated[int, typer.Option(help="Prompts per checkpointed chunk (resume granularity).")] = 8192,
     video_chunk: Annotated[int, typer.Option(help="Videos per checkpointed chunk (resume granularity).")] = 256,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
+    full_hash: Annotated[bool, typer.Option(help="Record full SHA-256 hashes of the sources (an extra pass over every archive) instead of sampled ones.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
 ):
     """Embed a shard's unique prompts (and with --videos its videos) into FAISS indexes."""
@@ -46,7 +47,7 @@ def index_build(
         raise V2PError(str(exc)) from None
     config = BuildConfig(encoder=encoder, videos=videos, limit=limit, factory=factory, memory_budget=memory_budget,
                          strip_flags=strip_flags, skip_bad=skip_bad, num_frames=frames, prompt_chunk=prompt_chunk,
-                         video_chunk=video_chunk,
+                         video_chunk=video_chunk, full_hash=full_hash,
                          generators=[g.strip() for g in generators.split(",")] if generators else None)
     with progress_bar() as bar:
         report = build_index(open_shard(shard, video_sources), out_dir, config, resume=resume, overwrite=overwrite,

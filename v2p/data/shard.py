@@ -8,7 +8,7 @@ VidProM is laid out (``VidProM_unique.csv`` beside ``pika_videos/pika_videos_1.t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +29,20 @@ class Shard:
         for source in self.video_sources:
             yield from source.refs(bad)
 
-    def video_payloads(self, bad: BadRecords, generators: Iterable[str] | None = None
-                       ) -> Iterator[tuple[VideoRef, bytes]]:
+    def video_entries(self, bad: BadRecords, generators: Iterable[str] | None = None
+                      ) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
+        """Each video with a function that reads its bytes when called: a caller that skips a
+        video (a finished chunk on resume) never reads it. Call the reader before advancing."""
         wanted = set(generators) if generators else None
         for source in self.video_sources:
-            for ref, data in source.payloads(bad):
+            for ref, read in source.entries(bad):
                 if wanted is None or ref.generator in wanted:
-                    yield ref, data
+                    yield ref, read
+
+    def video_payloads(self, bad: BadRecords, generators: Iterable[str] | None = None
+                       ) -> Iterator[tuple[VideoRef, bytes]]:
+        for ref, read in self.video_entries(bad, generators):
+            yield ref, read()
 
 
 def _find_prompts_file(folder: Path) -> Path:

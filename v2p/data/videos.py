@@ -115,7 +115,7 @@ class VideoSource:
             bad.add(str(self.path), "header", "unreadable_archive", f"not a readable tar archive ({exc})")
             return None
 
-    def _entries(self, bad: BadRecords) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
+    def entries(self, bad: BadRecords) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
         """Each well-named video with a function that reads its bytes (archive open meanwhile)."""
         if not self.is_archive:
             for rel in self._folder_files():
@@ -134,12 +134,12 @@ class VideoSource:
 
     def refs(self, bad: BadRecords) -> Iterator[VideoRef]:
         """List videos without reading their bytes."""
-        for ref, _ in self._entries(bad):
+        for ref, _ in self.entries(bad):
             yield ref
 
     def payloads(self, bad: BadRecords) -> Iterator[tuple[VideoRef, bytes]]:
         """Read videos one at a time: (where it came from, its encoded bytes)."""
-        for ref, read in self._entries(bad):
+        for ref, read in self.entries(bad):
             yield ref, read()
 
 

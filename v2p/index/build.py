@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from v2p import __version__
+from v2p._threads import available_cpus
 from v2p.data.bad_records import BadRecords
 from v2p.data.frames import sample_frames
 from v2p.data.prompts import read_prompts
@@ -60,6 +62,7 @@ class BuildConfig:
     prompt_chunk: int = 8192
     video_chunk: int = 256
     text_batch: int = 256
+    full_hash: bool = False  # manifest hashes of the sources: full SHA-256 (an extra pass) or sampled
 
     def resume_key(self) -> dict:
         """Settings that must match for a resume to continue the same build."""
@@ -97,6 +100,25 @@ def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+SAMPLE_BLOCK = 1 << 20
+
+
+def sampled_sha256(path: Path, blocks: int = 8) -> str:
+    """SHA-256 of the size and ``blocks`` evenly spread 1 MiB blocks (first and last included):
+    catches a swapped, truncated or rewritten file without a full extra pass over terabytes of
+    video archives. ``--full-hash`` records :func:`sha256_file` instead."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= blocks * SAMPLE_BLOCK:
+            h.update(fh.read())
+        else:
+            for offset in np.linspace(0, size - SAMPLE_BLOCK, blocks).astype(np.int64):
+                fh.seek(int(offset))
+                h.update(fh.read(SAMPLE_BLOCK))
     return h.hexdigest()
 
 
@@ -258,28 +280,46 @@ class IndexBuilder:
         except VideoDecodeError as exc:
             return ref, None, exc
 
+    def _video_chunks(self, chunks: _Chunks) -> Iterator[tuple[int, list[tuple], bool]]:
+        """(k, [(ref, bytes or None)], finished) per chunk of ``video_chunk`` videos. A finished
+        chunk's members are listed by reference only: a resume never reads their bytes again."""
+        entries = self.shard.video_entries(self.bad, self.config.generators)
+        for k in itertools.count():
+            finished = chunks.done(k) is not None
+            items = [(ref, None if finished else read()) for ref, read in
+                     itertools.islice(entries, self.config.video_chunk)]
+            if not items:
+                return
+            yield k, items, finished
+
     def embed_videos(self, uuid_map: dict[str, str], indexed: set[str]) -> _Chunks:
+        """Decode chunk k+1 in threads while chunk k is encoded: the encoder never waits on frames
+        it could have had (decoders release the GIL). Bytes are read in this thread, in order."""
         chunks = _Chunks(self.work / "videos")
         self.progress("embedding videos", 0, None)
-        payloads = self.shard.video_payloads(self.bad, self.config.generators)
-        workers = min(4, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for k, items in enumerate(_batched(payloads, self.config.video_chunk)):
-                record = chunks.done(k)
-                if record is not None:
+        pending = None
+        with ThreadPoolExecutor(max_workers=available_cpus()) as pool:
+            for k, items, finished in self._video_chunks(chunks):
+                if finished:
+                    record = chunks.done(k)
                     self.resumed_chunks += 1
                     for reason, n in record["bad"].items():
                         self.bad.counts[reason] += n
                     self.outside_limit += record["outside_limit"]
                     self.progress("embedding videos", len(items), None)
                     continue
-                self._embed_video_chunk(chunks, k, items, uuid_map, indexed, pool)
-                _maybe_crash("videos", k)
+                started = self._start_video_chunk(k, items, uuid_map, indexed, pool)
+                if pending is not None:
+                    self._finish_video_chunk(chunks, *pending)
+                pending = started
+            if pending is not None:
+                self._finish_video_chunk(chunks, *pending)
         return chunks
 
-    def _embed_video_chunk(self, chunks: _Chunks, k: int, items: list, uuid_map: dict[str, str],
-                           indexed: set[str], pool: ThreadPoolExecutor) -> None:
-        before = dict(self.bad.counts)
+    def _start_video_chunk(self, k: int, items: list, uuid_map: dict[str, str], indexed: set[str],
+                           pool: ThreadPoolExecutor) -> tuple:
+        """Sort a chunk's videos (unknown uuid, beyond --limit, wanted) and submit the decodes."""
+        bad: Counter = Counter()
         outside = 0
         wanted = []
         for ref, data in items:
@@ -287,14 +327,21 @@ class IndexBuilder:
             if pid is None:
                 self.bad.add(ref.container, f"member {ref.member}", "unknown_uuid",
                              f"uuid {ref.uuid} is not in {self.shard.prompts_path.name}")
+                bad["unknown_uuid"] += 1
             elif pid not in indexed:
                 outside += 1  # its prompt is beyond --limit: not bad, just not in this index
             else:
-                wanted.append(((ref, data), pid))
+                wanted.append((pool.submit(self._decode, (ref, data)), pid))
+        return k, len(items), wanted, bad, outside
+
+    def _finish_video_chunk(self, chunks: _Chunks, k: int, n_items: int, wanted: list, bad: Counter,
+                            outside: int) -> None:
         rows, clips = [], []
-        for (ref, clip, error), (_, pid) in zip(pool.map(self._decode, [w[0] for w in wanted]), wanted, strict=True):
+        for future, pid in wanted:
+            ref, clip, error = future.result()
             if error is not None:
                 self.bad.add(ref.container, f"member {ref.member}", "undecodable_video", error.reason)
+                bad["undecodable_video"] += 1
                 continue
             rows.append({"uuid": ref.uuid, "generator": ref.generator, "prompt_id": pid, "member": ref.member,
                          "container": ref.container})
@@ -310,10 +357,10 @@ class IndexBuilder:
         table = pa.Table.from_pylist(rows, schema=pa.schema([(n, pa.string()) for n in
                                                              ("uuid", "generator", "prompt_id", "member", "container")]))
         _save_parquet(chunks.path(k, ".parquet"), table)
-        new_bad = {r: n - before.get(r, 0) for r, n in self.bad.counts.items() if n - before.get(r, 0)}
-        chunks.mark_done(k, {"rows": len(rows), "bad": new_bad, "outside_limit": outside})
+        chunks.mark_done(k, {"rows": len(rows), "bad": dict(bad), "outside_limit": outside})
         self.outside_limit += outside
-        self.progress("embedding videos", len(items), None)
+        self.progress("embedding videos", n_items, None)
+        _maybe_crash("videos", k)
 
     # -- stage 3: assemble -----------------------------------------------------------------
     def _chunk_ids(self, chunks: _Chunks) -> list[int]:
@@ -394,9 +441,10 @@ class IndexBuilder:
             "prompts": {"count": n_prompts, "factory": prompt_factory, "index_file": PROMPTS_INDEX,
                         "table_file": PROMPTS_TABLE},
             "videos": videos_meta,
-            "source": {"prompts": {**file_fingerprint(self.shard.prompts_path),
-                                   "sha256": sha256_file(self.shard.prompts_path)},
-                       "video_sources": [{**file_fingerprint(s.path), "sha256": sha256_file(s.path)}
+            "source": {"hash": "sha256" if self.config.full_hash else "sampled_sha256",
+                       "prompts": {**file_fingerprint(self.shard.prompts_path),
+                                   "sha256": self._hash(self.shard.prompts_path)},
+                       "video_sources": [{**file_fingerprint(s.path), "sha256": self._hash(s.path)}
                                          if s.path.is_file() else file_fingerprint(s.path)
                                          for s in self.shard.video_sources] if self.config.videos else []},
             "build": {"strip_flags": self.config.strip_flags, "limit": self.config.limit,
@@ -407,6 +455,9 @@ class IndexBuilder:
         self._publish(final)
         return BuildReport(self.out, n_prompts, n_videos, prompt_factory, video_factory, self.resumed_chunks,
                            self.outside_limit, self.bad.summary(), time.perf_counter() - t0, self.reader_stats)
+
+    def _hash(self, path: Path) -> str:
+        return sha256_file(path) if self.config.full_hash else sampled_sha256(path)
 
     def _publish(self, final: Path) -> None:
         """Swap the finished folder into place: readers see the old index or the new one, never half.

@@ -144,13 +144,13 @@ def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_si
 
 
 def from_index(index_dir: str | Path, *, text_encoder: str) -> TrainingSet:
-    """Use the per-frame vectors an index cached (``v2p index build --videos``) as training inputs."""
+    """Use the per-frame vectors an index cached (``v2p index build --videos``) as training inputs.
+
+    Any video encoder's frame vectors will do (CLIP, v2p-sight, another tower): the trained head
+    names that encoder as its frozen frame backbone and calls it again at query time."""
     index = IndexDir.open(index_dir)
     if not index.has_videos:
         raise V2PError(f"{index_dir}: built without --videos; there are no cached frame vectors to train on")
-    if not index.encoder_spec.startswith("clip:"):
-        raise V2PError(f"{index_dir}: frame vectors come from {index.encoder_spec}; training a head on cached "
-                       "frames needs an index built with a clip:... encoder")
     prompts = index.prompts_table.column("prompt").to_pylist()
     rows = index.videos_table.column("prompt_row").to_numpy()
     text = create_encoder(text_encoder)
