@@ -136,7 +136,7 @@ def test_resume_refuses_other_settings(small_shard, tmp_path):
 
 
 def test_overwrite_guard(tiny_clip_index, small_shard):
-    with pytest.raises(V2PError, match="already exists; pass --overwrite"):
+    with pytest.raises(V2PError, match="already exists and is not empty; pass --overwrite"):
         build_index(open_shard(small_shard), tiny_clip_index, BuildConfig(encoder=TINY_CLIP))
 
 
@@ -200,3 +200,28 @@ def test_manifest_hashes_are_sampled_unless_asked(small_shard, tmp_path):
         fh.seek(0)
         fh.write(b"x")
     assert sampled_sha256(big) != before
+
+
+def test_failed_build_leaves_nothing_to_block_its_retry(small_shard, tmp_path):
+    """A bad row stops the build before any chunk is finished: no .partial remains, so the retry
+    with --skip-bad needs neither --resume nor clean-up."""
+    shard = tmp_path / "shard"
+    shutil.copytree(small_shard, shard)
+    with open(shard / "prompts.csv", "a", encoding="utf-8") as fh:
+        fh.write('0f8fad5b-d9cb-469f-a165-70867728950e,""\n')  # an empty prompt
+    out = tmp_path / "idx"
+    failed = _cli_build(shard, out)
+    assert failed.returncode == 2 and "malformed csv row" in failed.stderr.lower()
+    assert not (tmp_path / "idx.partial").exists() and not out.exists()
+    retry = _cli_build(shard, out, "--skip-bad")
+    assert retry.returncode == 0, retry.stderr
+
+
+def test_overwrite_clears_a_stale_partial(small_shard, tmp_path):
+    out = tmp_path / "idx"
+    killed = _cli_build(small_shard, out, "--prompt-chunk", "5", env={CRASH_ENV: "prompts:0"})
+    assert killed.returncode == -9 and (tmp_path / "idx.partial").exists()
+    other_encoder = _cli_build(small_shard, out, "--overwrite", "--limit", "4")
+    assert other_encoder.returncode == 0, other_encoder.stderr
+    assert IndexDir.open(out).manifest["prompts"]["count"] == 4
+    assert not (tmp_path / "idx.partial").exists()

@@ -148,3 +148,22 @@ def test_block_stack_equals_np_stack():
     for c in clips:
         stack.append(c)
     assert np.array_equal(stack.to_array(), np.stack(clips))
+
+
+def test_train_refuses_an_existing_out_without_overwrite(shard_set, tmp_path):
+    from typer.testing import CliRunner
+
+    from v2p.cli import app
+    from v2p.errors import V2PError
+
+    cfg = TrainConfig(epochs=1, batch_size=12, val_fraction=0.25)
+    train_tower(shard_set, tmp_path / "m", cfg=cfg)
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    with pytest.raises(V2PError, match="already exists and is not empty; pass --overwrite"):
+        train_tower(shard_set, tmp_path / "m", cfg=cfg)
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+    res = CliRunner().invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert res.exit_code == 2 and "pass --overwrite" in res.output  # refused before any decoding
+    train_tower(shard_set, tmp_path / "m", cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25, seed=3),
+                overwrite=True)
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() != before

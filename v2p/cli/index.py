@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from v2p.cli._app import index_app, StageProgress, print_json, friendly_errors, out, progress_bar
+from v2p.cli._app import index_app, StageProgress, print_json, friendly_errors, err, out, progress_bar
 from v2p.embed.factory import DEFAULT_ENCODER
 from v2p.errors import V2PError
 
@@ -38,7 +38,7 @@ def index_build(
 ):
     """Embed a shard's unique prompts (and with --videos its videos) into FAISS indexes."""
     from v2p.data.shard import open_shard
-    from v2p.index.build import BuildConfig, build_index
+    from v2p.index.build import BuildConfig
     from v2p.index.select import parse_size
 
     try:
@@ -49,9 +49,21 @@ def index_build(
                          strip_flags=strip_flags, skip_bad=skip_bad, num_frames=frames, prompt_chunk=prompt_chunk,
                          video_chunk=video_chunk, full_hash=full_hash,
                          generators=[g.strip() for g in generators.split(",")] if generators else None)
-    with progress_bar() as bar:
-        report = build_index(open_shard(shard, video_sources), out_dir, config, resume=resume, overwrite=overwrite,
-                             on_progress=StageProgress(bar))
+    from v2p.index.build import IndexBuilder
+
+    builder = IndexBuilder(open_shard(shard, video_sources), out_dir, config, resume=resume, overwrite=overwrite)
+    try:
+        with progress_bar() as bar:
+            builder.progress = StageProgress(bar)
+            report = builder.run()
+    except KeyboardInterrupt:
+        kept = builder.finished_chunks()
+        if kept:
+            err.print(f"interrupted: {kept} finished chunks kept in {builder.work}; run the same command with "
+                      "--resume to continue from them")
+        else:
+            err.print("interrupted before any chunk was finished; nothing was kept")
+        raise typer.Exit(130) from None
     summary = report.as_dict()
     if as_json:
         print_json(summary)

@@ -65,9 +65,13 @@ def train(
                                                       "'zoom in' <-> 'zoom out') and its clip played backwards as "
                                                       "hard negatives, so the head must learn the order of frames.")] = True,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos instead of stopping.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training summary as JSON.")] = False,
 ):
     """Train a video tower into a frozen text space (symmetric InfoNCE, learnable temperature)."""
+    from v2p._paths import refuse_existing
+
+    refuse_existing(out_dir, overwrite)  # before minutes of decoding, not after
     from v2p.train import data as train_data
     from v2p.train.loop import TrainConfig, train_tower
 
@@ -91,7 +95,7 @@ def train(
                           max_steps=max_steps, hard_negatives=hard_negatives)
         command = "v2p train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         result = train_tower(data, out_dir, head=head, text_encoder=text_encoder, cfg=cfg, on_progress=stages,
-                             provenance={"command": command, "seed": seed})
+                             provenance={"command": command, "seed": seed}, overwrite=overwrite)
     summary = {"out": str(out_dir), "encoder_spec": f"v2p:{out_dir}", "best_epoch": result.best_epoch,
                "epochs_run": len(result.history), "seconds": result.seconds, **result.best}
     if as_json:

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from v2p import __version__
+from v2p._paths import refuse_existing
 from v2p._threads import available_cpus
 from v2p.data.bad_records import BadRecords
 from v2p.data.frames import sample_frames
@@ -185,6 +186,7 @@ class IndexBuilder:
         parse_spec(config.encoder)  # fail on a bad spec before any work
         self._encoder = encoder
         self.resumed_chunks = 0
+        self._created_work = False
         self.outside_limit = 0
         self.reader_stats: dict = {}
 
@@ -196,19 +198,22 @@ class IndexBuilder:
 
     # -- stage 0: the work folder ----------------------------------------------------------
     def _prepare(self) -> None:
-        if self.out.exists() and any(self.out.iterdir()) and not self.overwrite:
-            raise V2PError(f"{self.out} already exists; pass --overwrite to replace it")
+        refuse_existing(self.out, self.overwrite)
         # the weights' fingerprint too: retraining a v2p:<dir> model between crash and resume
         # must not mix vectors of two models in one index
         state = {"config": {**self.config.resume_key(), "encoder_fingerprint": self.encoder.fingerprint},
                  "prompts": file_fingerprint(self.shard.prompts_path),
                  "video_sources": [file_fingerprint(s.path) for s in self.shard.video_sources]
                  if self.config.videos else []}
+        if self.config.videos and not self.encoder.has_video:
+            raise V2PError(f"--videos needs an encoder for videos; {self.config.encoder} is text-only")
         state_path = self.work / "build.json"
+        if self.work.exists() and self.overwrite and not self.resume:
+            shutil.rmtree(self.work)  # --overwrite starts over: a stale partial build goes too
         if self.work.exists():
             if not self.resume:
-                raise V2PError(f"an interrupted build of {self.out} is at {self.work}; pass --resume to continue it "
-                               "or delete that folder to start over")
+                raise V2PError(f"an interrupted build of {self.out} is at {self.work}; pass --resume to continue it, "
+                               "or --overwrite to start over")
             previous = json.loads(state_path.read_text()) if state_path.is_file() else None
             if previous != state:
                 raise V2PError(f"cannot resume {self.work}: it was started with other settings or inputs "
@@ -216,8 +221,7 @@ class IndexBuilder:
         else:
             self.work.mkdir(parents=True)
             state_path.write_text(json.dumps(state, indent=2))
-        if self.config.videos and not self.encoder.has_video:
-            raise V2PError(f"--videos needs an encoder for videos; {self.config.encoder} is text-only")
+            self._created_work = True
 
     # -- stage 1: prompts ------------------------------------------------------------------
     def _prompt_rows(self, uuid_map: dict[str, str]) -> Iterator[pa.Table]:
@@ -408,7 +412,21 @@ class IndexBuilder:
         del out
         return t, f
 
+    def finished_chunks(self) -> int:
+        """Chunks finished in the work folder (what a --resume would keep)."""
+        return sum(1 for _ in self.work.glob("*/chunk-*.done")) if self.work.exists() else 0
+
     def run(self) -> BuildReport:
+        """Build; a failure before any chunk was finished leaves no work folder behind (a retry
+        needs no --resume and no clean-up), one after keeps it for --resume."""
+        try:
+            return self._run()
+        except BaseException:
+            if self._created_work and self.finished_chunks() == 0:
+                shutil.rmtree(self.work, ignore_errors=True)
+            raise
+
+    def _run(self) -> BuildReport:
         t0 = time.perf_counter()
         self._prepare()
         uuid_map: dict[str, str] = {}

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from v2p._paths import refuse_existing
 from v2p.embed.tower import TowerConfig, VideoTower, normalise_pixels, save_tower
 from v2p.train.data import TrainingSet
 
@@ -228,9 +229,10 @@ class Trainer:
 def train_tower(data: TrainingSet, out: str | Path, *, head: str = "temporal", text_encoder: str = "minilm",
                 cfg: TrainConfig = TrainConfig(), tower_overrides: dict | None = None,
                 on_progress: Callable[[str, int, int | None], None] | None = None,
-                provenance: dict | None = None) -> TrainResult:
-    """Train and save a tower to ``out`` (config.json, model.safetensors, train_log.jsonl, training.json)."""
-    out = Path(out)
+                provenance: dict | None = None, overwrite: bool = False) -> TrainResult:
+    """Train and save a tower to ``out`` (config.json, model.safetensors, train_log.jsonl, training.json).
+    An existing non-empty ``out`` is refused unless ``overwrite``."""
+    out = refuse_existing(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "train_log.jsonl"
     log.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from v2p.data.prompts import write_prompts_csv
 from v2p.data.synth.encode import encode_video
 from v2p.data.synth.grammar import sample_attributes, write_prompt
 from v2p.data.synth.render import DEFAULT_GENERATORS, GENERATORS, render_frames
+from v2p._paths import refuse_existing
 from v2p.errors import V2PError
 
 VIDPROM_COLUMNS = ["uuid", "prompt", "time", "toxicity", "obscene", "identity_attack", "insult", "threat",
@@ -117,8 +118,7 @@ def write_synthetic_shard(
     if unknown or not generators:
         raise V2PError(f"unknown generator(s) {unknown}; choose from {', '.join(GENERATORS)}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise V2PError(f"{out} is not empty; pass --overwrite to replace it")
+    refuse_existing(out, overwrite)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
