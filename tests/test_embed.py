@@ -112,6 +112,18 @@ def test_offline_pretrained_tag_is_a_clear_error_not_random_weights(monkeypatch)
         create_encoder("clip:ViT-B-32/laion2b_s34b_b79k")
 
 
+def test_uncached_tag_fails_fast_even_without_offline_mode(monkeypatch):
+    """Without HF_HUB_OFFLINE the hub's retries took ~54 s here before the same error."""
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("V2P_ALLOW_DOWNLOAD", raising=False)
+    t0 = time.perf_counter()
+    with pytest.raises(EncoderSpecError, match="V2P_ALLOW_DOWNLOAD=1"):
+        create_encoder("clip:ViT-B-32/openai")
+    assert time.perf_counter() - t0 < 10
+
+
 def test_frames_are_encoded_per_frame_and_pooled(tiny):
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 255, (4, 40, 70, 3), dtype=np.uint8) for _ in range(3)]

@@ -114,3 +114,15 @@ def test_corrupt_image(tmp_path):
     path.write_bytes(buf.getvalue()[:20])
     with pytest.raises(VideoDecodeError, match="not a readable image"):
         sample_frames(path)
+
+
+def test_non_video_bytes_skip_decord_and_stay_quiet(tmp_path, capfd):
+    """decord printed a whole non-video file to stderr; such input now goes to PyAV only."""
+    from v2p.data.frames import looks_like_decord_container
+
+    junk = tmp_path / "notes.mp4"
+    junk.write_bytes(b"these are my holiday notes, not a video " * 50)
+    with pytest.raises(VideoDecodeError, match="notes.mp4"):
+        sample_frames(junk, 4)
+    assert "holiday notes" not in capfd.readouterr().err
+    assert not looks_like_decord_container(junk.read_bytes())

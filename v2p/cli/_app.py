@@ -13,9 +13,28 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgress
 
 from v2p.errors import V2PError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="From a generated video back to its prompt.")
-shard_app = typer.Typer(no_args_is_help=True, help="Read and check VidProM-layout shards.")
-index_app = typer.Typer(no_args_is_help=True, help="Build and describe prompt/video indexes.")
+# plain click help: readable at 80 columns, no "<bool>" after every flag; -h as well as --help
+_HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="From a generated video back to its prompt.",
+                  rich_markup_mode=None, context_settings=_HELP)
+shard_app = typer.Typer(no_args_is_help=True, help="Read and check VidProM-layout shards.", rich_markup_mode=None,
+                        context_settings=_HELP)
+index_app = typer.Typer(no_args_is_help=True, help="Build and describe prompt/video indexes.", rich_markup_mode=None,
+                        context_settings=_HELP)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from v2p import __version__
+
+        print(f"v2p {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """From a generated video back to its prompt."""
 app.add_typer(shard_app, name="shard")
 app.add_typer(index_app, name="index")
 

@@ -25,8 +25,10 @@ def synth(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
     """Write a synthetic text-to-video shard in VidProM's layout (prompts.csv + one tar per generator)."""
+    from v2p._paths import refuse_existing
     from v2p.data.synth.writer import write_synthetic_shard
 
+    refuse_existing(out_dir, overwrite)  # before a progress bar is drawn
     gens = [g.strip() for g in generators.split(",") if g.strip()]
     with progress_bar() as bar:
         task = bar.add_task("rendering videos", total=(video_sample or n) * len(gens))

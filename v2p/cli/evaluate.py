@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from v2p.cli._app import StageProgress, print_json, app, friendly_errors, out, progress_bar
-from v2p.cli.query import build_reranker, render_results
+from v2p.cli.query import build_reranker, render_results, rerank_weights
 
 
 # --------------------------------------------------------------------------- eval
@@ -78,13 +78,14 @@ def eval_command(
         raise V2PError("--coco needs --images, the folder its file_name entries are in")
     if (labels is not None or coco is not None) and (rerank or splice):
         raise V2PError("--rerank/--splice are evaluated on shards (--queries) only")
+    parsed_weights = rerank_weights(weights)  # typos refused before any model loads
     retriever = Retriever(index)
     if labels is not None or coco is not None:
         _eval_labelled(index, retriever, labels, coco, images, as_json)
         return
     answer = None
     if rerank or splice:
-        reranker = build_reranker(retriever, weights, lm, rerank_k, splice)
+        reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice)
 
         def answer(datas, names):
             return reranker.query_videos(datas, top=10, splice=splice)

@@ -13,10 +13,18 @@ from v2p.errors import V2PError
 
 
 # --------------------------------------------------------------------------- query
-def build_reranker(retriever, weights: str | None, lm: str, k: int, splice: bool = False):
-    from v2p.rerank.reranker import TUNED, make_reranker, parse_weights
+def rerank_weights(text: str | None):
+    """``--weights`` parsed (typos refused) before any model is loaded."""
+    from v2p.rerank.reranker import TUNED, parse_weights
 
-    reranker, notes = make_reranker(retriever, weights=parse_weights(weights, TUNED), lm=lm, k=k, splice=splice)
+    return parse_weights(text, TUNED)
+
+
+def build_reranker(retriever, weights, lm: str, k: int, splice: bool = False):
+    """A reranker over ``retriever``; ``weights`` from :func:`rerank_weights`."""
+    from v2p.rerank.reranker import make_reranker
+
+    reranker, notes = make_reranker(retriever, weights=weights, lm=lm, k=k, splice=splice)
     for note in notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     return reranker
@@ -31,9 +39,15 @@ def render_results(results: list[dict], show_truth: dict[str, str] | None = None
         if res.get("error"):
             out.print(f"  [red]error:[/] {res['error']}", highlight=False)
             continue
+        if res.get("camera"):
+            cam = res["camera"]
+            out.print(f"  camera: [bold]{cam['phrase']}[/] ({cam['pika_flags']})", highlight=False)
         table = Table(show_lines=False, box=None, pad_edge=False)
-        for col in ("rank", "score", "prompt", "uuid", "via"):
-            table.add_column(col, overflow="fold", max_width=80 if col == "prompt" else None)
+        table.add_column("rank", no_wrap=True)
+        table.add_column("score", no_wrap=True)
+        table.add_column("prompt", overflow="fold", ratio=1)
+        table.add_column("uuid", no_wrap=True, overflow="ellipsis", max_width=13)  # the JSON has it whole
+        table.add_column("via", no_wrap=True)
         for c in res["candidates"]:
             table.add_row(str(c["rank"]), f"{c['score']:.3f}", c["prompt"].replace("\n", " ⏎ "), c["uuid"], c["source"])
         out.print(table)
@@ -64,10 +78,11 @@ def query(
         raise V2PError("give one or more clips, or --text \"a prompt\"")
     if top < 1:
         raise V2PError("--top must be at least 1")
+    parsed_weights = rerank_weights(weights)
     retriever = Retriever(index, encoder=encoder)
     results = []
     if clips and (rerank or splice):
-        reranker = build_reranker(retriever, weights, lm, rerank_k, splice)
+        reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice)
         results += reranker.query_videos([str(c) for c in clips], top=top, splice=splice)
     elif clips:
         results += retriever.query_videos([str(c) for c in clips], top=top, pooling=pooling)
@@ -102,7 +117,7 @@ def batch(
     from v2p.retrieval.batch import run_batch
     from v2p.retrieval.search import Retriever
 
-    answerer = build_reranker(Retriever(index), None, lm, rerank_k) if rerank else None
+    answerer = build_reranker(Retriever(index), rerank_weights(None), lm, rerank_k) if rerank else None
 
     with progress_bar() as bar:
         task = bar.add_task("querying clips", total=None)

@@ -43,6 +43,19 @@ def shrink_frames(frames: np.ndarray, short_side: int | None) -> np.ndarray:
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
+def looks_like_decord_container(data: bytes) -> bool:
+    """Magic bytes of the containers decord reads (MP4/MOV, Matroska/WebM, AVI, FLV, MPEG-TS).
+
+    decord writes its whole input to stderr when it cannot parse it; anything else goes
+    straight to PyAV, which fails quietly with a reason."""
+    head = data[:12]
+    return (head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+            or head[:4] == b"\x1a\x45\xdf\xa3"
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+            or head[:3] == b"FLV"
+            or (len(data) > 188 and data[0] == 0x47 and data[188] == 0x47))
+
+
 def _decord(data: bytes, n: int) -> np.ndarray:
     import decord
 
@@ -134,8 +147,8 @@ def sample_frames(
         except Exception as exc:  # PIL raises several unrelated types for bad images
             raise VideoDecodeError(label, f"not a readable image ({exc})") from None
     attempts = {"auto": (_decord, _pyav), "decord": (_decord,), "pyav": (_pyav,)}[backend]
-    if backend == "auto" and label.lower().endswith(".gif"):
-        attempts = (_pyav,)  # decord reads gifs poorly; PyAV decodes them reliably
+    if backend == "auto" and (label.lower().endswith(".gif") or not looks_like_decord_container(data)):
+        attempts = (_pyav,)  # decord reads gifs poorly, and prints unparseable input whole
     errors = []
     for decode in attempts:
         try:

@@ -12,6 +12,7 @@ padding to 77 tokens, for much less work. Other text towers run at full length.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,33 @@ def count_truncated(tokenizer, texts: Sequence[str], tokens) -> int:
     return sum(1 for i in at_end if len(encode(texts[i])) > tokens.shape[1] - 2)
 
 
+ALLOW_DOWNLOAD_ENV = "V2P_ALLOW_DOWNLOAD"
+
+
+def cached_weights(model: str, tag: str) -> str | None:
+    """Path of a pretrained tag's weights in the local caches (Hugging Face hub cache, or
+    open_clip's ``~/.cache/clip`` for URL weights), or None. Looks, never downloads."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model, tag) or {}
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = os.path.split(hub)
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for name in names:
+            found = try_to_load_from_cache(repo, name)
+            if isinstance(found, str) and os.path.isfile(found):
+                return found
+    url = cfg.get("url", "")
+    if url:
+        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if local.is_file():
+            return str(local)
+    return None
+
+
 class OpenClipEncoder(Encoder):
     """An open_clip model used as a frame encoder (mean pooling) and text encoder."""
 
@@ -87,6 +115,11 @@ class OpenClipEncoder(Encoder):
                     f"no pretrained tag {pretrained!r} for {model}; known tags: {', '.join(tags) or 'none'} "
                     f"(or clip:{model}@/path/to/checkpoint, or clip:{model}/{RANDOM_TAG} for tests)")
             source, self.spec = pretrained, f"clip:{model}/{pretrained}"
+            # v2p never downloads weights on its own: uncached is an error at once (offline, the
+            # hub's retries took about a minute before saying so), unless downloads are allowed
+            if cached_weights(model, pretrained) is None and os.environ.get(ALLOW_DOWNLOAD_ENV) != "1":
+                raise EncoderSpecError(_offline_help(model, pretrained)
+                                       + f" (or set {ALLOW_DOWNLOAD_ENV}=1 to let open_clip download them)")
         self.device = pick_device(device)
         try:
             # a spec names one space: random init is seeded so every process gets the same weights

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import faiss
 import numpy as np
+
+try:
+    import faiss
+except ImportError:  # v2p depends on one of two FAISS wheels through an extra, never both
+    from v2p.errors import V2PError
+
+    raise V2PError("FAISS is not installed: pip install 'v2p[cpu]' (or 'v2p[gpu]' on a CUDA 12 machine, "
+                   "in an environment without faiss-cpu)") from None
 
 from v2p._threads import configure_faiss_threads
 from v2p.index.select import needs_training
