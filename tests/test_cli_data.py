@@ -52,3 +52,22 @@ def test_inspect_reports_bad_rows_with_reasons(tmp_path):
     bad = json.loads(result.stdout)["bad"]
     assert bad["by_reason"] == {"conflicting_uuid": 1, "empty_prompt": 1}
     assert {e["location"] for e in bad["examples"]} == {"row 2 (uuid u2)", "row 3 (uuid u1)"}
+
+
+def test_logs_get_plain_progress_lines_and_refusals_come_first(tmp_path):
+    """stderr that is not a terminal (a log) gets plain progress lines, not a live bar; a refused
+    --out is reported before any progress is drawn."""
+    result = runner.invoke(app, ["synth", "--n", "3", "--out", str(tmp_path / "s"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rendering videos: 9/9 in" in result.stderr and "done" in result.stderr
+    again = runner.invoke(app, ["synth", "--n", "3", "--out", str(tmp_path / "s"), "--workers", "1"])
+    assert again.exit_code == 2 and "pass --overwrite" in again.stderr
+    assert "rendering videos" not in again.stderr
+
+
+def test_version_and_short_help():
+    from v2p import __version__
+
+    assert runner.invoke(app, ["--version"]).stdout.strip() == f"v2p {__version__}"
+    short = runner.invoke(app, ["index", "build", "-h"])
+    assert short.exit_code == 0 and "--encoder" in short.stdout and "<bool>" not in short.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 
 import typer
 from rich.console import Console
@@ -59,8 +60,62 @@ def friendly_errors(fn):
     return wrapper
 
 
-def progress_bar(transient: bool = False) -> Progress:
-    """Progress on stderr (stdout stays clean for --json): count, rate, elapsed and ETA."""
+class PlainProgress:
+    """Progress for logs (stderr is not a terminal): a plain line per task every ``every``
+    seconds and when it ends, instead of a live bar that a log file shows only at the end."""
+
+    def __init__(self, every: float = 10.0):
+        self.every = every
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for task_id in list(self.tasks):
+            self._line(task_id, final=True)
+
+    def add_task(self, description: str, total: float | None = None, **_) -> int:
+        task_id = len(self.tasks)
+        now = time.monotonic()
+        self.tasks[task_id] = {"description": description, "total": total, "completed": 0, "start": now,
+                               "last": now, "done": False}
+        return task_id
+
+    def update(self, task_id: int, *, total: float | None = None, advance: float = 0, **_) -> None:
+        task = self.tasks[task_id]
+        if total is not None:
+            task["total"] = total
+        self.advance(task_id, advance)
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        task = self.tasks[task_id]
+        task["completed"] += advance
+        now = time.monotonic()
+        if now - task["last"] >= self.every:
+            task["last"] = now
+            self._line(task_id)
+
+    def stop_task(self, task_id: int) -> None:
+        self._line(task_id, final=True)
+
+    def _line(self, task_id: int, final: bool = False) -> None:
+        task = self.tasks[task_id]
+        if task["done"]:
+            return
+        task["done"] = final
+        elapsed = time.monotonic() - task["start"]
+        total = f"/{int(task['total'])}" if task["total"] else ""
+        rate = task["completed"] / elapsed if elapsed > 0 else 0.0
+        err.print(f"{task['description']}: {int(task['completed'])}{total} in {elapsed:.0f}s ({rate:.1f}/s)"
+                  + (" done" if final else ""), highlight=False, soft_wrap=True)
+
+
+def progress_bar(transient: bool = False) -> Progress | PlainProgress:
+    """Progress on stderr (stdout stays clean for --json): count, rate, elapsed and ETA on a
+    terminal; periodic plain lines when stderr goes to a log."""
+    if not err.is_terminal:
+        return PlainProgress()
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TaskProgressColumn(show_speed=True),
@@ -76,6 +131,8 @@ class StageProgress:
 
     def __call__(self, stage: str, advance: int, total: int | None) -> None:
         if stage not in self.tasks:
+            for earlier in self.tasks.values():  # a new stage ends the others: their clocks stop
+                self.bar.stop_task(earlier)
             self.tasks[stage] = self.bar.add_task(stage, total=total)
         elif total is not None:
             self.bar.update(self.tasks[stage], total=total)
