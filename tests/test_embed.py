@@ -148,3 +148,29 @@ def test_minilm_is_real_and_text_only():
 
 def test_encoders_are_built_once():
     assert create_encoder("minilm") is create_encoder("minilm")
+
+
+def test_cache_is_keyed_by_the_resolved_device():
+    """device=None and the device it resolves to are one model, loaded once."""
+    from v2p.embed.base import pick_device
+
+    assert create_encoder("minilm") is create_encoder("minilm", pick_device(None))
+
+
+def test_model_folder_specs_are_stored_absolute(tmp_path, monkeypatch):
+    from v2p.embed.factory import canonical_spec
+
+    monkeypatch.chdir(tmp_path)
+    assert canonical_spec("v2p:models/mine") == f"v2p:{tmp_path / 'models' / 'mine'}"
+    assert canonical_spec("v2p-tiny") == "v2p-tiny" and canonical_spec("v2p-sight") == "v2p-sight"
+
+
+def test_encoder_modules_do_not_import_the_factory():
+    """The factory builds sub-encoders and hands them in: no import loop factory <-> tower."""
+    from pathlib import Path
+
+    import v2p.embed as pkg
+
+    root = Path(pkg.__file__).parent
+    for module in [root / "tower.py", root / "clip.py", root / "minilm.py", *sorted((root / "sight").glob("*.py"))]:
+        assert "v2p.embed.factory" not in module.read_text(), module.name

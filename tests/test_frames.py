@@ -126,3 +126,12 @@ def test_non_video_bytes_skip_decord_and_stay_quiet(tmp_path, capfd):
         sample_frames(junk, 4)
     assert "holiday notes" not in capfd.readouterr().err
     assert not looks_like_decord_container(junk.read_bytes())
+
+
+def test_frames_are_shrunk_right_after_decoding(tmp_path):
+    big = np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8)
+    path = tmp_path / "big.png"
+    Image.fromarray(big).save(path)
+    frames = sample_frames(path, 4, short_side=64)
+    assert frames.shape == (4, 64, 114, 3)
+    assert sample_frames(path, 1, short_side=4000).shape == (1, 1080, 1920, 3)  # never enlarged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import sys
@@ -225,3 +226,27 @@ def test_overwrite_clears_a_stale_partial(small_shard, tmp_path):
     assert other_encoder.returncode == 0, other_encoder.stderr
     assert IndexDir.open(out).manifest["prompts"]["count"] == 4
     assert not (tmp_path / "idx.partial").exists()
+
+
+def test_publishing_over_an_index_never_leaves_the_path_empty(small_shard, tmp_path, monkeypatch):
+    """Over an existing index the folders are exchanged atomically: no rename of the old index aside."""
+    import v2p.index.build as build_module
+
+    out = tmp_path / "idx"
+    build_index(open_shard(small_shard), out, BuildConfig(encoder=TINY_CLIP, limit=4))
+    real_replace = os.replace
+
+    def replace(src, dst):
+        assert Path(src) != out, "the old index was moved aside: a window without an index"
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(build_module.os, "replace", replace)
+    build_index(open_shard(small_shard), out, BuildConfig(encoder=TINY_CLIP, limit=6), overwrite=True)
+    assert IndexDir.open(out).manifest["prompts"]["count"] == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+
+
+def test_a_stranded_previous_index_is_named(tmp_path):
+    (tmp_path / "idx.old-123").mkdir()
+    with pytest.raises(IndexMismatchError, match="idx.old-123 holds the previous one"):
+        IndexDir.open(tmp_path / "idx")

@@ -178,3 +178,19 @@ def test_eval_on_labelled_media(photo_shard, tmp_path):
     assert res.exit_code == 2 and "missing column(s) file, prompt" in res.output
     both = runner.invoke(app, ["eval", "--index", str(index), "--labels", str(labels), "--coco", str(bad)])
     assert both.exit_code == 2 and "exactly one of" in both.output
+
+
+def test_gif_of_odd_size_is_read_and_seen(sight, tmp_path):
+    """Real generated clips arrive as gifs of odd sizes and lengths."""
+    from PIL import Image
+
+    frames = camera_clip(photo("chelsea"), "zoom_in", frames=11, size=(173, 97))
+    path = tmp_path / "odd.gif"
+    Image.fromarray(frames[0]).save(path, save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]],
+                                    duration=80, loop=0)
+    clip = sample_frames(path, 8, short_side=sight.frame_short_side)
+    assert clip.shape == (8, 97, 173, 3)
+    bank = ["a cat sleeping on a sofa", "a cup of coffee on a table", "a rocket launching into the sky"]
+    vectors = sight.encode_frames([clip])
+    assert (sight.pool(vectors) @ sight.encode_text(bank).T).argmax() == 0
+    assert sight.camera(vectors)[0].label == "zoom_in"

@@ -167,3 +167,22 @@ def test_train_refuses_an_existing_out_without_overwrite(shard_set, tmp_path):
     train_tower(shard_set, tmp_path / "m", cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25, seed=3),
                 overwrite=True)
     assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
+
+
+def test_resume_refuses_weights_retrained_since_the_crash(shard_set, small_shard, tmp_path):
+    """The resume key holds the weights' fingerprint, not just the spec v2p:<dir>."""
+    import os
+    import subprocess
+    import sys
+
+    from v2p.index.build import CRASH_ENV
+
+    model = tmp_path / "m"
+    train_tower(shard_set, model, cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25))
+    cmd = [sys.executable, "-m", "v2p.cli", "index", "build", str(small_shard), "--out", str(tmp_path / "idx"),
+           "--encoder", f"v2p:{model}", "--prompt-chunk", "5"]
+    killed = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, CRASH_ENV: "prompts:0"})
+    assert killed.returncode == -9, killed.stderr
+    train_tower(shard_set, model, cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25, seed=5), overwrite=True)
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 2 and "settings differ: encoder_fingerprint" in resumed.stderr

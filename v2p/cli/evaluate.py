@@ -17,24 +17,27 @@ def _render_eval(report: dict) -> None:
     def fmt(v):
         return "-" if v is None else f"{v:.3f}"
 
-    def ci(group: dict, key: str) -> str:
+    def cell(group: dict, key: str) -> str:
+        v = group.get(key)
         iv = group.get("intervals", {}).get(key)
-        return f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""
+        return fmt(v) + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv and v is not None else "")
 
-    table = Table(title=f"eval: {report.get('queries')} against {report.get('index')}")
-    table.add_column("metric")
-    table.add_column("prompt in bank")
-    table.add_column("95% CI")
-    table.add_column("not in bank")
-    table.add_column("95% CI ")
+    # two value columns, each "value [95% CI]": fits 80 columns without cutting metric names
+    table = Table(title=f"eval: {report.get('queries')} against {report.get('index')}", title_justify="left")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("prompt in bank", no_wrap=True)
+    table.add_column("not in bank", no_wrap=True)
     nb = report.get("not_in_bank", {})
-    table.add_row("queries", str(report.get("n_queries", 0)), "", str(nb.get("n_queries", 0)), "")
+    failed = f" ({report.get('n_failed')} failed)" if report.get("n_failed") else ""
+    table.add_row("queries", f"{report.get('n_queries', 0)}{failed}", str(nb.get("n_queries", 0)))
     for key in ("recall_at_1", "recall_at_5", "recall_at_10", "minilm_cosine", "bleu", "rouge_l",
                 "direction_accuracy", "direction_given_axis"):
-        table.add_row(key, fmt(report.get(key)), ci(report, key), fmt(nb.get(key)), ci(nb, key))
+        if report.get(key) is None and nb.get(key) is None:
+            continue
+        table.add_row(key, cell(report, key), cell(nb, key))
     for attr in sorted(set(report.get("attribute_accuracy", {})) | set(nb.get("attribute_accuracy", {}))):
-        table.add_row(f"attr {attr}", fmt(report.get("attribute_accuracy", {}).get(attr)), "",
-                      fmt(nb.get("attribute_accuracy", {}).get(attr)), "")
+        table.add_row(f"attr {attr}", fmt(report.get("attribute_accuracy", {}).get(attr)),
+                      fmt(nb.get("attribute_accuracy", {}).get(attr)))
     out.print(table)
     probe = report.get("direction_probe") or {}
     if probe.get("accuracy") is not None:

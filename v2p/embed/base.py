@@ -86,6 +86,17 @@ class Encoder(ABC):
         encoder does not read motion."""
         return None
 
+    def empty_frames(self) -> np.ndarray:
+        return np.empty((0, self.num_frames, self.frame_dim), np.float32)
+
+    @staticmethod
+    def frames_per_clip(clips: Sequence[np.ndarray]) -> int:
+        """The one frame count every clip of a batch shares (batches are arrays in time)."""
+        counts = {c.shape[0] for c in clips}
+        if len(counts) != 1:
+            raise ValueError("all clips in a batch must have the same number of frames")
+        return counts.pop()
+
     def encode_videos(self, clips: Sequence[np.ndarray], *, pooling: str | None = None,
                       batch_size: int = 32) -> np.ndarray:
         return self.pool(self.encode_frames(clips, batch_size=batch_size), pooling)

@@ -228,11 +228,8 @@ class OpenClipEncoder(Encoder):
         import torch
 
         if not clips:
-            return np.empty((0, self.num_frames, self.frame_dim), np.float32)
-        t = {c.shape[0] for c in clips}
-        if len(t) != 1:
-            raise ValueError("all clips in a batch must have the same number of frames")
-        t = t.pop()
+            return self.empty_frames()
+        t = self.frames_per_clip(clips)
         feats = []
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(clips), batch_size):

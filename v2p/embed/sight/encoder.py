@@ -105,11 +105,8 @@ class SightEncoder(Encoder):
 
     def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         if not clips:
-            return np.empty((0, self.num_frames, self.frame_dim), np.float32)
-        t = {c.shape[0] for c in clips}
-        if len(t) != 1:
-            raise ValueError("all clips in a batch must have the same number of frames")
-        t = t.pop()
+            return self.empty_frames()
+        t = self.frames_per_clip(clips)
         out = np.empty((len(clips), t, self.frame_dim), np.float32)
         for i, clip in enumerate(clips):
             probs, embeds, areas = [], [], np.zeros((t, PASCAL_CLASSES), np.float32)
