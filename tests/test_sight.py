@@ -131,6 +131,7 @@ def test_sight_index_searches_pictures_and_reads_the_camera(photo_shard, tmp_pat
     assert res.exit_code == 0, res.output
     answer = json.loads(res.stdout)[0]
     assert answer["camera"]["label"] == "pan_left" and answer["camera"]["phrase"] == "camera pans left"
+    assert answer["score_kind"] == "fused z"
     assert answer["candidates"][0]["prompt"] == "a cat, camera pans left"
     assert answer["candidates"][0]["source"] == "text+video"
 

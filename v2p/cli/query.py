@@ -44,7 +44,7 @@ def render_results(results: list[dict], show_truth: dict[str, str] | None = None
             out.print(f"  camera: [bold]{cam['phrase']}[/] ({cam['pika_flags']})", highlight=False)
         table = Table(show_lines=False, box=None, pad_edge=False)
         table.add_column("rank", no_wrap=True)
-        table.add_column("score", no_wrap=True)
+        table.add_column(res.get("score_kind", "score"), no_wrap=True)  # cosine, fused z or rerank
         table.add_column("prompt", overflow="fold", ratio=1)
         table.add_column("uuid", no_wrap=True, overflow="ellipsis", max_width=13)  # the JSON has it whole
         table.add_column("via", no_wrap=True)

@@ -296,11 +296,18 @@ class IndexBuilder:
                 return
             yield k, items, finished
 
+    def _count_videos(self) -> int:
+        """Videos to go through, for a progress total: a pass over names only (tar headers), its
+        bad records left to the real pass."""
+        wanted = set(self.config.generators) if self.config.generators else None
+        return sum(1 for ref in self.shard.video_refs(BadRecords(skip_bad=True))
+                   if wanted is None or ref.generator in wanted)
+
     def embed_videos(self, uuid_map: dict[str, str], indexed: set[str]) -> _Chunks:
         """Decode chunk k+1 in threads while chunk k is encoded: the encoder never waits on frames
         it could have had (decoders release the GIL). Bytes are read in this thread, in order."""
         chunks = _Chunks(self.work / "videos")
-        self.progress("embedding videos", 0, None)
+        self.progress("embedding videos", 0, self._count_videos())
         pending = None
         with ThreadPoolExecutor(max_workers=available_cpus()) as pool:
             for k, items, finished in self._video_chunks(chunks):

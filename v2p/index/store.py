@@ -128,7 +128,7 @@ class IndexDir:
         from v2p.index.faiss_ops import read_index
 
         dim = dim or self.dim
-        index = read_index(str(self.path / name))
+        index = read_index(str(self.path / name), mmap=True)  # queries touch a few pages, not the whole file
         if index.ntotal != count or index.d != dim:
             raise IndexMismatchError(f"{self.path / name}: holds {index.ntotal} vectors of dim {index.d}, the manifest "
                                      f"says {count} of dim {dim}; the index folder is mixed up, rebuild it")

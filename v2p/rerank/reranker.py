@@ -109,6 +109,7 @@ class Reranker:
             ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top))
             answers[i].candidates = ranked[:top]
             answers[i].camera = found.cameras[j] if found.cameras is not None else None
+            answers[i].score_kind = "rerank"  # weighted sum of standardised terms
             if splice:
                 answers[i].spliced = splice_prompt(found.vectors[j], ranked, self.encoder, fluency=self.fluency)
         return answers

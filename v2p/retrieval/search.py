@@ -101,9 +101,10 @@ class QueryResult:
     error: str | None = None
     spliced: str | None = None  # a prompt composed from the candidates' phrases (--splice)
     camera: CameraMotion | None = None  # the camera motion read from the clip's pixels, if the encoder reads it
+    score_kind: str = "cosine"  # what candidate scores are: "cosine" (one path) or "fused z" (z-scores summed)
 
     def as_dict(self) -> dict:
-        d = {"query": self.query, "candidates": [c.as_dict() for c in self.candidates]}
+        d = {"query": self.query, "score_kind": self.score_kind, "candidates": [c.as_dict() for c in self.candidates]}
         if self.spliced is not None:
             d["spliced"] = self.spliced
         if self.camera is not None:
@@ -127,6 +128,7 @@ class ClipSearch:
     vectors: np.ndarray
     cameras: list[CameraMotion] | None
     candidates: list[list[Candidate]]
+    score_kind: str = "cosine"
 
 
 class VideoAnswerer(Protocol):
@@ -202,6 +204,7 @@ class Retriever:
                 for n, i in enumerate(ok):
                     part[i].candidates = found.candidates[n]
                     part[i].camera = found.cameras[n] if found.cameras is not None else None
+                    part[i].score_kind = found.score_kind
             results += part
         return results
 
@@ -217,7 +220,7 @@ class Retriever:
         candidates = self.search(vectors, top=top, use_videos=same_space, pool_size=pool_size,
                                  video_vectors=self.encoder.video_keys(frames) if same_space else None,
                                  cameras=cameras)
-        return ClipSearch(frames, vectors, cameras, candidates)
+        return ClipSearch(frames, vectors, cameras, candidates, "fused z" if same_space else "cosine")
 
     def query_texts(self, texts: Sequence[str], *, top: int = 5) -> list[QueryResult]:
         vectors = self.encoder.encode_text(list(texts))
