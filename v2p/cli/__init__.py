@@ -8,7 +8,7 @@ module per command group; importing them registers their commands on ``app``.
 from __future__ import annotations
 
 # importing a module registers its commands; in data-flow order, which --help keeps
-from v2p.cli import data, index, query, models, evaluate  # noqa: F401, I001
+from v2p.cli import data, index, query, models, evaluate, web  # noqa: F401, I001
 from v2p.cli._app import app
 
 

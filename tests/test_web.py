@@ -1,0 +1,152 @@
+"""`v2p serve`: the JSON API with real uploads (decoded clips, corrupt and oversize files), ratings in a
+real DuckDB file, their export, and a rating that survives kill -9 of a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from v2p.cli import app as cli_app
+from v2p.data.bad_records import BadRecords
+from v2p.data.shard import open_shard
+from v2p.web.app import ServeConfig, create_app, sniff_suffix
+
+
+@pytest.fixture(scope="module")
+def clip_bytes(small_shard) -> bytes:
+    ref, data = next(iter(open_shard(small_shard).video_payloads(BadRecords())))
+    return data
+
+
+@pytest.fixture(scope="module")
+def served(tiny_clip_index, tmp_path_factory):
+    feedback = tmp_path_factory.mktemp("fb") / "ratings.duckdb"
+    cfg = ServeConfig(index=tiny_clip_index, feedback=feedback, max_upload_mb=1.0)
+    with TestClient(create_app(cfg)) as client:
+        yield client, feedback
+
+
+def _uploads() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("v2p-upload-*")}
+
+
+def test_health_and_page(served):
+    client, _ = served
+    h = client.get("/api/health").json()
+    assert h["status"] == "ok" and h["prompts"] == 12 and h["encoder"] == "clip:v2p-clip-tiny/random"
+    page = client.get("/")
+    assert page.status_code == 200 and "Drop a clip here" in page.text
+    assert client.get("/static/app.js").status_code == 200
+    assert "/api/query" in client.get("/openapi.json").json()["paths"]
+
+
+def test_upload_a_real_clip(served, clip_bytes):
+    client, _ = served
+    before = _uploads()
+    r = client.post("/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")}, data={"top": "3"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["result"]["candidates"]) == 3 and body["result"]["query"] == "clip.mp4"
+    assert len(body["frames"]) == 8 and body["frames"][0].startswith("data:image/jpeg;base64,")
+    assert len(body["clip_sha256"]) == 64 and body["query_id"]
+    assert _uploads() == before  # the temporary file is gone
+
+
+@pytest.mark.parametrize(("name", "data", "status", "message"), [
+    ("notes.mp4", b"these are notes, not a video " * 20, 422, "notes.mp4: cannot decode video"),
+    ("broken.mp4", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200, 422, "broken.mp4: cannot decode video"),
+    ("empty.webm", b"", 422, "empty.webm: empty file"),
+    ("huge.mp4", b"\x00" * (1024 * 1024 + 10), 413, "larger than the 1 MB limit"),
+])
+def test_bad_uploads_get_clear_json_errors(served, name, data, status, message):
+    client, _ = served
+    before = _uploads()
+    r = client.post("/api/query", files={"file": (name, data, "video/mp4")})
+    assert r.status_code == status and message in r.json()["error"], r.text
+    assert _uploads() == before
+
+
+def test_text_query_and_argument_errors(served):
+    client, _ = served
+    r = client.post("/api/query", data={"text": "a red ball", "top": "2"})
+    assert r.status_code == 200 and len(r.json()["result"]["candidates"]) == 2
+    assert r.json()["result"]["score_kind"] == "cosine"
+    assert client.post("/api/query", data={}).status_code == 422
+    assert client.post("/api/query", data={"text": "x", "top": "0"}).status_code == 422
+
+
+def test_ratings_land_in_duckdb_and_export(served, clip_bytes, tmp_path):
+    client, feedback = served
+    body = client.post("/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")}).json()
+    top = body["result"]["candidates"][0]
+    r = client.post("/api/feedback", json={"query_id": body["query_id"], "rating": 1, "prompt_id": top["prompt_id"],
+                                           "prompt": top["prompt"], "rank": 1, "clip_sha256": body["clip_sha256"],
+                                           "shown": [{"prompt_id": top["prompt_id"], "rank": 1}]})
+    assert r.status_code == 200 and r.json() == {"stored": True}
+    assert client.post("/api/feedback", json={"query_id": "q", "rating": 5}).status_code == 422
+    with duckdb.connect(str(feedback), read_only=True) as con:
+        row = con.execute("SELECT query_id, prompt_id, rating, clip_sha256 FROM ratings WHERE query_id = ?",
+                          [body["query_id"]]).fetchone()
+    assert row == (body["query_id"], top["prompt_id"], 1, body["clip_sha256"])
+    runner = CliRunner()
+    for suffix in ("parquet", "csv"):
+        res = runner.invoke(cli_app, ["feedback", "export", str(feedback), "--out", str(tmp_path / f"r.{suffix}"),
+                                      "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["rows"] >= 1 and (tmp_path / f"r.{suffix}").stat().st_size > 0
+    bad = runner.invoke(cli_app, ["feedback", "export", str(feedback), "--out", str(tmp_path / "r.xlsx")])
+    assert bad.exit_code == 2 and "parquet, csv" in bad.output
+
+
+def test_content_is_sniffed_not_trusted_from_the_name():
+    assert sniff_suffix(b"GIF89a....") == ".gif"
+    assert sniff_suffix(b"\x89PNG\r\n\x1a\n....") == ".png"
+    assert sniff_suffix(b"\x00\x00\x00\x18ftypmp42") == ".video"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_rating_survives_kill_9_of_the_server(tiny_clip_index, tmp_path):
+    import httpx
+
+    port = _free_port()
+    feedback = tmp_path / "ratings.duckdb"
+    proc = subprocess.Popen([sys.executable, "-m", "v2p.cli", "serve", "--index", str(tiny_clip_index), "--port",
+                             str(port), "--feedback", str(feedback)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.5)
+        r = httpx.post(f"http://127.0.0.1:{port}/api/feedback", json={"query_id": "survivor", "rating": -1,
+                                                                      "wanted_prompt": "a blue cube"}, timeout=10)
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -9
+    with duckdb.connect(str(feedback), read_only=True) as con:
+        assert con.execute("SELECT wanted_prompt FROM ratings WHERE query_id = 'survivor'").fetchone() == ("a blue cube",)
