@@ -48,7 +48,7 @@ def main() -> None:
     from v2p.embed.sight.encoder import SightEncoder
     from v2p._threads import thread_count
 
-    sight = SightEncoder(minilm, threads=thread_count())
+    sight = SightEncoder(lambda: minilm, threads=thread_count())
     images = coco_images(args.coco, "train2017")
     clips = [sample_frames(p, 1) for p in images]
     frames = sight.encode_frames(clips)

@@ -124,7 +124,7 @@ def ablation(retriever: Retriever, stills: list[LabelledItem]) -> list[dict]:
     rows = []
     minilm = create_encoder("minilm")
     for name, (cfg, centre) in variants.items():
-        enc = SightEncoder(minilm, threads=thread_count())
+        enc = SightEncoder(lambda: minilm, threads=thread_count())
         enc.cfg = cfg
         if not centre:
             enc.query_mean = np.zeros_like(enc.query_mean)

@@ -81,7 +81,7 @@ def eval_command(
         raise V2PError("--coco needs --images, the folder its file_name entries are in")
     if (labels is not None or coco is not None) and (rerank or splice):
         raise V2PError("--rerank/--splice are evaluated on shards (--queries) only")
-    parsed_weights = rerank_weights(weights)  # typos refused before any model loads
+    parsed_weights = rerank_weights(weights) if (rerank or splice or weights) else None  # typos refused early
     retriever = Retriever(index)
     if labels is not None or coco is not None:
         _eval_labelled(index, retriever, labels, coco, images, as_json)

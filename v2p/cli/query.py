@@ -78,7 +78,7 @@ def query(
         raise V2PError("give one or more clips, or --text \"a prompt\"")
     if top < 1:
         raise V2PError("--top must be at least 1")
-    parsed_weights = rerank_weights(weights)
+    parsed_weights = rerank_weights(weights) if (rerank or splice or weights) else None  # plain: no rerank import
     retriever = Retriever(index, encoder=encoder)
     results = []
     if clips and (rerank or splice):

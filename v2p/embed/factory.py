@@ -105,7 +105,8 @@ def _load_sight(spec: EncoderSpec, device: str) -> Encoder:
     from v2p._threads import thread_count
     from v2p.embed.sight.encoder import SightEncoder
 
-    return SightEncoder(create_encoder("minilm", device), threads=thread_count())
+    # its vision models run on the CPU (LiteRT); MiniLM, built only when text is encoded, picks its device
+    return SightEncoder(lambda: create_encoder("minilm"), threads=thread_count())
 
 
 def _load_tower(spec: EncoderSpec, device: str) -> Encoder:
@@ -118,12 +119,14 @@ def _load_tower(spec: EncoderSpec, device: str) -> Encoder:
 LOADERS: dict[str, Callable[[EncoderSpec, str], Encoder]] = {
     "minilm": _load_minilm, "clip": _load_clip, "sight": _load_sight, "v2p": _load_tower,
 }
+CPU_ONLY_KINDS = {"sight"}  # no device to choose: resolving one would import torch for nothing
 
 
 def create_encoder(spec: str, device: str | None = None) -> Encoder:
     """Build (once per process and device) the encoder a spec names."""
     parsed = parse_spec(spec)
-    return _create(parsed.canonical, pick_device(device))
+    resolved = "cpu" if parsed.kind in CPU_ONLY_KINDS else pick_device(device)
+    return _create(parsed.canonical, resolved)
 
 
 @functools.lru_cache(maxsize=8)

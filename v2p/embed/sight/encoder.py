@@ -15,7 +15,7 @@ averaged and centred. Nothing here is trained on the synthetic world.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +56,13 @@ class SightEncoder(Encoder):
     poolings = ("mean",)
     frame_short_side = 320  # crops reach the classifier at 224; the segmenter reads 513 from this
 
-    def __init__(self, text_encoder: Encoder, threads: int, folder: Path = MODEL_DIR):
+    def __init__(self, text_encoder: Callable[[], Encoder], threads: int, folder: Path = MODEL_DIR):
+        """``text_encoder()`` builds MiniLM when text is first encoded: a clip query never needs it
+        (the class vectors are shipped), so a cold ``v2p query clip.mp4`` skips loading it."""
         import hashlib
 
-        if text_encoder.dim != TEXT_DIM:
-            raise EncoderSpecError(f"v2p-sight's bridge is in MiniLM space ({TEXT_DIM}-d); got {text_encoder.spec}")
-        self.text = text_encoder
+        self._make_text = text_encoder
+        self._text: Encoder | None = None
         self.cfg = BridgeConfig.load(folder)
         self.classifier = TFLiteModel(folder / CLASSIFIER, threads)
         self.embedder = TFLiteModel(folder / EMBEDDER, threads)
@@ -75,6 +76,15 @@ class SightEncoder(Encoder):
         self.fingerprint = digest.hexdigest()[:16]
 
     # -- text --------------------------------------------------------------------------------
+    @property
+    def text(self) -> Encoder:
+        if self._text is None:
+            text = self._make_text()
+            if text.dim != TEXT_DIM:
+                raise EncoderSpecError(f"v2p-sight's bridge is in MiniLM space ({TEXT_DIM}-d); got {text.spec}")
+            self._text = text
+        return self._text
+
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:
         return self.text.encode_text(texts, batch_size=batch_size, on_progress=on_progress)

@@ -47,8 +47,8 @@ function render(body) {
       <div class="meta"><span>#${c.rank}</span><span>${c.score.toFixed(3)}</span><span>${esc(c.source)}</span>
         <span class="grow"></span>
         <button type="button" class="copy">Copy</button>
-        <button type="button" class="up" aria-label="Good prompt">👍</button>
-        <button type="button" class="down" aria-label="Bad prompt">👎</button></div>
+        <button type="button" class="up" aria-label="Good prompt">✓ Good</button>
+        <button type="button" class="down" aria-label="Bad prompt">✗ Bad</button></div>
     </li>`).join("");
   $("spliced").hidden = !res.spliced;
   if (res.spliced) $("spliced").innerHTML = `<strong>Spliced:</strong> ${esc(res.spliced)}`;
