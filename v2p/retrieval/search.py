@@ -130,6 +130,13 @@ class ClipSearch:
     candidates: list[list[Candidate]]
     score_kind: str = "cosine"
 
+    def fill(self, results: list[QueryResult], ok: list[int]) -> None:
+        """Put each searched clip's answer into its result (``ok[n]`` = the result of clip n)."""
+        for n, i in enumerate(ok):
+            results[i].candidates = self.candidates[n]
+            results[i].camera = self.cameras[n] if self.cameras is not None else None
+            results[i].score_kind = self.score_kind
+
 
 class VideoAnswerer(Protocol):
     """Anything that answers clips: a :class:`Retriever`, or a reranker built on one."""
@@ -200,11 +207,7 @@ class Retriever:
         for start in range(0, len(sources), QUERY_CHUNK):
             part, ok, clips = self.decode_queries(sources[start:start + QUERY_CHUNK], offset=start)
             if ok:
-                found = self.search_clips(clips, top=top, pooling=pooling)
-                for n, i in enumerate(ok):
-                    part[i].candidates = found.candidates[n]
-                    part[i].camera = found.cameras[n] if found.cameras is not None else None
-                    part[i].score_kind = found.score_kind
+                self.search_clips(clips, top=top, pooling=pooling).fill(part, ok)
             results += part
         return results
 

@@ -84,15 +84,14 @@ def clip_duration(path: Path) -> float | None:
     return None
 
 
-def thumbnails(path: Path, n: int = 8, height: int = 72) -> list[str]:
-    """JPEG data URLs of the clip's sampled frames, for the page's frame strip."""
+def thumbnails(frames: np.ndarray, height: int = 72) -> list[str]:
+    """JPEG data URLs of a clip's sampled frames (the ones the query used), for the frame strip."""
     from PIL import Image
 
-    from v2p.data.frames import sample_frames
+    from v2p.data.frames import shrink_frames
 
-    frames = sample_frames(path, n, short_side=height)
     out = []
-    for f in frames:
+    for f in shrink_frames(frames, height):
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(f)).save(buf, format="JPEG", quality=80)
         out.append("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode())
@@ -127,14 +126,17 @@ class QueryService:
             raise UploadRejected(422, f"{name}: the clip is {seconds:.0f} s long; the limit is "
                                       f"{self.cfg.max_seconds:.0f} s")
         t0 = time.perf_counter()
-        with self._model_lock:
-            result = self.retriever.query_videos([str(path)], top=top)[0]
+        with self._model_lock:  # decoded once: the same frames answer the query and make the strip
+            results, ok, clips = self.retriever.decode_queries([str(path)])
+            if ok:
+                self.retriever.search_clips(clips, top=top).fill(results, ok)
+            result = results[0]
         if result.error:
             raise UploadRejected(422, f"{name}: {result.error.split(': ', 1)[-1]}")
         payload = result.as_dict()
         payload["query"] = name
         return {"query_id": uuid.uuid4().hex, "clip_sha256": digest, "result": payload,
-                "frames": thumbnails(path), "seconds": round(time.perf_counter() - t0, 3)}
+                "frames": thumbnails(clips[0]), "seconds": round(time.perf_counter() - t0, 3)}
 
     def answer_text(self, text: str, top: int) -> dict:
         t0 = time.perf_counter()
