@@ -188,11 +188,19 @@ class TowerEncoder(Encoder):
         self.frame_dim = self.cfg.frame_dim
         self.num_frames = self.cfg.num_frames
         self.poolings = (self.cfg.head,)
-        self.text = sub_encoder(self.cfg.text_encoder)
+        self._sub_encoder = sub_encoder
+        self._text: Encoder | None = None  # built on first text encode: a clip query never needs it
         self.frames_backbone = None if self.model.frame_encoder is not None else sub_encoder(self.cfg.frame_encoder)
         # frames only need the size the frame encoder reads (tiny-cnn: the whole frame at image_size)
         self.frame_short_side = (self.cfg.image_size if self.frames_backbone is None
                                  else self.frames_backbone.frame_short_side)
+
+    @property
+    def text(self) -> Encoder:
+        """The frozen text encoder the tower was trained into."""
+        if self._text is None:
+            self._text = self._sub_encoder(self.cfg.text_encoder)
+        return self._text
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
                     on_progress: ProgressFn | None = None) -> np.ndarray:
