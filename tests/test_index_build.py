@@ -12,7 +12,6 @@ import sys
 import tarfile
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from v2p.data.shard import open_shard

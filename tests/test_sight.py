@@ -1,7 +1,7 @@
 """v2p-sight on real photos (scikit-image's sample images) and camera motion read from real pixels.
 
 The shipped TFLite models are real weights; the clips are real H.264 files panned, tilted and
-zoomed over real photos with a known direction. Nothing here reads ../shared."""
+zoomed over real photos with a known direction. Nothing here reads the evaluation data beside the repo."""
 
 from __future__ import annotations
 
