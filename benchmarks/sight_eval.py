@@ -98,7 +98,7 @@ def answer_with(encoder, retriever: Retriever, items: list[LabelledItem]) -> lis
     """Answers of a bridge variant (an encoder object not built from a spec) against the same index."""
     from v2p.data.frames import sample_frames
 
-    clips = [sample_frames(it.path, 8) for it in items]
+    clips = [sample_frames(it.path, 8, short_side=encoder.frame_short_side) for it in items]
     frames = encoder.encode_frames(clips)
     cameras = encoder.camera(frames)
     cands = retriever.search(encoder.pool(frames), top=10, use_videos=False, cameras=cameras)

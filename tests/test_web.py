@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -150,3 +151,42 @@ def test_a_rating_survives_kill_9_of_the_server(tiny_clip_index, tmp_path):
     assert proc.returncode == -9
     with duckdb.connect(str(feedback), read_only=True) as con:
         assert con.execute("SELECT wanted_prompt FROM ratings WHERE query_id = 'survivor'").fetchone() == ("a blue cube",)
+
+
+def test_ratings_fit_weights_that_rank_the_rated_prompt_first(tiny_clip_index, tmp_path):
+    """Preference pairs from ratings -> fitted fusion weights beside the index -> a Retriever that
+    ranks with them; and `--no-feedback-weights` keeps the defaults."""
+    import shutil
+
+    from v2p.rerank.ratings import WEIGHTS_FILE, fit_weights, preference_pairs, read_rating_rows, serving_weights
+    from v2p.retrieval.search import FusionWeights
+    from v2p.web.feedback import FeedbackStore, Rating
+
+    # users always prefer the candidate with the best *text* feature, whatever its video feature
+    rng = np.random.default_rng(0)
+    store = FeedbackStore(tmp_path / "r.duckdb")
+    for q in range(120):
+        feats = [{"text": float(t), "video": float(v), "camera": None} for t, v in rng.normal(size=(5, 2))]
+        shown = [{"prompt_id": f"p{i}", "rank": i + 1, "features": f} for i, f in enumerate(feats)]
+        best = int(np.argmax([f["text"] for f in feats]))
+        store.add(Rating(f"q{q}", 1, f"p{best}", shown=shown))
+    rows = read_rating_rows(tmp_path / "r.duckdb")
+    diffs, n = preference_pairs(rows)
+    assert n == 120 and diffs.shape == (480, 3)
+    w = fit_weights(diffs, n, FusionWeights())
+    assert w.text > w.video  # learnt: trust text here, against the default's 0.1 / 1.0
+
+    index = tmp_path / "index"
+    shutil.copytree(tiny_clip_index, index)
+    res = CliRunner().invoke(cli_app, ["feedback", "fit", str(tmp_path / "r.duckdb"), "--index", str(index), "--json"])
+    assert res.exit_code == 0, res.output
+    assert (index / WEIGHTS_FILE).is_file() and json.loads(res.stdout)["rated_queries"] == 120
+    assert serving_weights(index).text == pytest.approx(json.loads(res.stdout)["weights"]["text"])
+    assert serving_weights(index, use_feedback=False) == FusionWeights()
+
+
+def test_answers_carry_the_features_ratings_are_fitted_to(served, clip_bytes):
+    client, _ = served
+    body = client.post("/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")}).json()
+    feats = body["result"]["candidates"][0]["features"]
+    assert set(feats) == {"text", "video", "camera"} and feats["video"] is not None

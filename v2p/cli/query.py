@@ -69,9 +69,11 @@ def query(
     rerank_k: Annotated[int, typer.Option(help="Candidates considered by --rerank/--splice.")] = 50,
     weights: Annotated[str | None, typer.Option(help="Rerank weights, e.g. 'frame_max=0.5,consensus=1'.")] = None,
     lm: Annotated[str, typer.Option(help="Fluency LM: auto (the index's own), bank, none, or a local HF causal LM.")] = "auto",
+    feedback_weights: Annotated[bool, typer.Option(help="Rank with the weights fitted to this index's ratings (v2p feedback fit), if any.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, one object per clip.")] = False,
 ):
     """Retrieve the prompts most likely to have made each clip."""
+    from v2p.rerank.ratings import serving_weights
     from v2p.retrieval.search import Retriever
 
     if not clips and not text:
@@ -79,7 +81,7 @@ def query(
     if top < 1:
         raise V2PError("--top must be at least 1")
     parsed_weights = rerank_weights(weights) if (rerank or splice or weights) else None  # plain: no rerank import
-    retriever = Retriever(index, encoder=encoder)
+    retriever = Retriever(index, encoder=encoder, weights=serving_weights(index, feedback_weights))
     results = []
     if clips and (rerank or splice):
         reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice)

@@ -26,6 +26,7 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted (413 beyond).")] = 64.0,
     max_seconds: Annotated[float, typer.Option(help="Longest clip accepted (422 beyond).")] = 120.0,
     max_pending: Annotated[int, typer.Option(help="Queries waiting or running at once (503 beyond).")] = 16,
+    feedback_weights: Annotated[bool, typer.Option(help="Rank with the weights fitted to this index's ratings (v2p feedback fit), if any.")] = True,
 ):
     """Serve the upload page and the JSON API, models loaded once and kept warm."""
     try:
@@ -35,12 +36,33 @@ def serve(
     except ImportError as exc:
         raise V2PError(f"v2p serve needs the web extra ({exc.name} is missing): pip install 'v2p[web]'") from None
     cfg = ServeConfig(index=index, feedback=feedback, top=top, max_upload_mb=max_upload_mb, max_seconds=max_seconds,
-                      max_pending=max_pending)
+                      max_pending=max_pending, feedback_weights=feedback_weights)
     err.print(f"loading {index} ...")
     service = QueryService(cfg)
     err.print(f"v2p serving {index} ({service.retriever.index.encoder_spec}) at http://{host}:{port}/  "
               f"ratings -> {service.feedback.path}")
     uvicorn.run(create_app(cfg, service), host=host, port=port, log_level="warning")
+
+
+@feedback_app.command("fit")
+@friendly_errors
+def feedback_fit(
+    db: Annotated[Path, typer.Argument(help="Feedback DuckDB file.")],
+    index: Annotated[Path, typer.Option(help="Index the ratings were given on; the weights are written beside it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fitted record as JSON.")] = False,
+):
+    """Fit the fusion weights (text, video, camera) to the ratings; queries and serve then use them."""
+    from v2p.rerank.ratings import WEIGHTS_FILE, fit_from_feedback
+
+    if not db.is_file():
+        raise V2PError(f"{db}: no such feedback file")
+    record = fit_from_feedback(db, index)
+    if as_json:
+        print_json(record)
+    else:
+        w = record["weights"]
+        out.print(f"fitted on {record['rated_queries']} rated queries ({record['pairs']} preference pairs): text "
+                  f"{w['text']:.3f}, video {w['video']:.3f}, camera {w['camera']:.3f} -> {index / WEIGHTS_FILE}")
 
 
 @feedback_app.command("export")

@@ -63,6 +63,14 @@ class FusionWeights:
     camera: float = 0.5  # per unit of camera agreement (+1 / -1) when the encoder reads motion
 
 
+FEATURES = ("text", "video", "camera")
+
+
+def fused_score(features: dict, weights: FusionWeights) -> float:
+    """The merged score: each path's feature times its weight (a missing feature counts 0)."""
+    return sum(getattr(weights, k) * (features.get(k) or 0.0) for k in FEATURES)
+
+
 def standardise(scores: dict[int, float]) -> tuple[dict[int, float], float]:
     """z-scores of one path's candidate scores, and the z-score of its lowest (the fill value)."""
     if not scores:
@@ -84,13 +92,15 @@ class Candidate:
     video_score: float | None = None
     matched_video: str | None = None  # "<generator>-<uuid>" of the closest bank video, if any
     terms: dict | None = None  # per-term scores when reranked
+    features: dict | None = None  # ranking features: text z, video z, camera agreement (None: not used)
     index_row: int = field(default=-1, repr=False)  # row in the prompt index (internal)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("index_row")
-        if d["terms"] is None:
-            d.pop("terms")
+        for key in ("terms", "features"):
+            if d[key] is None:
+                d.pop(key)
         return d
 
 
@@ -260,55 +270,55 @@ class Retriever:
 
     def _merge(self, text: dict[int, float], video: dict[int, tuple[float, int]], top: int,
                camera: CameraMotion | None = None) -> list[Candidate]:
+        """Rank the pool. Every candidate keeps its ranking features (text z, video z, camera
+        agreement): what the score was made of, and what ratings are fitted to."""
         zt, t_fill = standardise(text)
         zv, v_fill = standardise({row: s for row, (s, _) in video.items()})
         w = self.weights
         has_video = self._prompt_has_video if video else None
+        rows = sorted(set(text) | set(video))
+        agree = self._camera_agreements(rows, camera) if camera is not None else {}
         scored = []
-        for row in set(text) | set(video):
+        for row in rows:
             ts = text.get(row)
             vs = video[row][0] if row in video else None
+            z_text = zt.get(row, t_fill)
+            z_video = None
             if video:
-                z_text = zt.get(row, t_fill)
                 if row in zv:
                     z_video = zv[row]
                 elif has_video[row]:
                     z_video = v_fill  # it has videos and none came back: at most the lowest returned
                 else:
                     z_video = z_text  # no video in the bank: unknown, imputed from the text evidence
-                score = w.text * z_text + w.video * z_video
-            else:  # text path alone: keep the cosine itself, it means more to a reader than a z-score
-                score = ts
-            scored.append((score, row, ts, vs))
-        if camera is not None and w.camera:
-            scored = self._camera_adjusted(scored, camera, standardised=bool(video))
+            features = {"text": z_text, "video": z_video, "camera": agree.get(row)}
+            scored.append((fused_score(features, w), row, ts, vs, features))
+        if not video:  # text path alone: show the cosine itself (it means more to a reader than a z-score),
+            spread = float(np.std([x[2] for x in scored]) + 1e-6)  # the camera bonus in its units
+            scored = [(ts + w.camera * spread * (f["camera"] or 0.0), row, ts, vs, f)
+                      for _, row, ts, vs, f in scored]
         scored.sort(key=lambda x: (-x[0], x[1]))
         scored = scored[:top]
         # only the shown rows are read from the tables (Arrow take), never whole columns as lists
-        prompts = self.index.prompts_table.take(pa.array([row for _, row, _, _ in scored], pa.int64()))
+        prompts = self.index.prompts_table.take(pa.array([x[1] for x in scored], pa.int64()))
         prompts = prompts.select(["prompt", "uuid", "prompt_id"]).to_pylist()
         matched = {}
-        shown_videos = [video[row][1] for _, row, _, vs in scored if vs is not None]
+        shown_videos = [video[row][1] for _, row, _, vs, _ in scored if vs is not None]
         if shown_videos:
             vt = self.index.videos_table.take(pa.array(shown_videos, pa.int64())).select(["generator", "uuid"])
             matched = {vi: f"{r['generator']}-{r['uuid']}" for vi, r in zip(shown_videos, vt.to_pylist(), strict=True)}
         cands = []
-        for rank, ((score, row, ts, vs), p) in enumerate(zip(scored, prompts, strict=True), start=1):
+        for rank, ((score, row, ts, vs, feats), p) in enumerate(zip(scored, prompts, strict=True), start=1):
             source = "text+video" if ts is not None and vs is not None else ("text" if ts is not None else "video")
             cands.append(Candidate(rank, float(score), p["prompt"], p["uuid"], p["prompt_id"], source, ts, vs,
-                                   matched.get(video[row][1]) if vs is not None else None, index_row=row))
+                                   matched.get(video[row][1]) if vs is not None else None, features=feats,
+                                   index_row=row))
         return cands
 
-    def _camera_adjusted(self, scored: list[tuple], camera: CameraMotion, standardised: bool) -> list[tuple]:
-        """Add ``weights.camera`` x agreement between each prompt's camera words and the clip's
-        camera motion. Fused scores are z-scores; a text-only score (a cosine) is scaled by its
-        pool's spread so the bonus means the same."""
-        rows = [row for _, row, _, _ in scored]
+    def _camera_agreements(self, rows: list[int], camera: CameraMotion) -> dict[int, float]:
+        """Per pool row: +1 / -1 / 0 as its prompt asks for the camera motion seen, another, or none."""
         prompts = self.index.prompts_table.take(pa.array(rows, pa.int64())).column("prompt").to_pylist()
-        unit = 1.0 if standardised else float(np.std([x[0] for x in scored]) + 1e-6)
-        bonus = self.weights.camera * unit
-        return [(score + bonus * camera_agreement(prompt, camera), row, ts, vs)
-                for (score, row, ts, vs), prompt in zip(scored, prompts, strict=True)]
+        return {row: camera_agreement(prompt, camera) for row, prompt in zip(rows, prompts, strict=True)}
 
     # -- columns of the video table, read once ---------------------------------------------
     @functools.cached_property

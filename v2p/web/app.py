@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ class ServeConfig:
     max_upload_mb: float = 64.0
     max_seconds: float = 120.0  # longest clip accepted
     max_pending: int = 16  # queries waiting or running; more get 503
+    feedback_weights: bool = True  # rank with the weights fitted to this index's ratings, if any
 
 
 class UploadRejected(Exception):
@@ -102,11 +103,12 @@ class QueryService:
     """The warm models and the feedback store behind the routes (usable without HTTP)."""
 
     def __init__(self, cfg: ServeConfig):
+        from v2p.rerank.ratings import serving_weights
         from v2p.retrieval.search import Retriever
         from v2p.web.feedback import FeedbackStore
 
         self.cfg = cfg
-        self.retriever = Retriever(cfg.index)
+        self.retriever = Retriever(cfg.index, weights=serving_weights(cfg.index, cfg.feedback_weights))
         feedback = cfg.feedback or Path(cfg.index) / "feedback.duckdb"
         self.feedback = FeedbackStore(feedback, index_path=str(Path(cfg.index).resolve()),
                                       encoder=self.retriever.index.encoder_spec)
@@ -117,7 +119,8 @@ class QueryService:
         return {"status": "ok", "index": str(self.cfg.index), "encoder": self.retriever.index.encoder_spec,
                 "prompts": self.retriever.index.manifest["prompts"]["count"],
                 "videos": (self.retriever.index.manifest.get("videos") or {}).get("count", 0),
-                "ratings": self.feedback.count(), "max_upload_mb": self.cfg.max_upload_mb,
+                "ratings": self.feedback.count(), "weights": asdict(self.retriever.weights),
+                "max_upload_mb": self.cfg.max_upload_mb,
                 "max_seconds": self.cfg.max_seconds}
 
     def answer_file(self, path: Path, name: str, digest: str, top: int) -> dict:

@@ -57,7 +57,8 @@ function render(body) {
 
 async function rate(i, value, button) {
   const c = last.result.candidates[i];
-  const shown = last.result.candidates.map((x) => ({ prompt_id: x.prompt_id, rank: x.rank, score: x.score }));
+  const shown = last.result.candidates.map((x) => ({ prompt_id: x.prompt_id, rank: x.rank, score: x.score,
+    features: x.features }));
   const r = await fetch("/api/feedback", { method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ query_id: last.query_id, rating: value, prompt_id: c.prompt_id, prompt: c.prompt,
       rank: c.rank, clip_sha256: last.clip_sha256, query_text: last.text || null, shown }) });
