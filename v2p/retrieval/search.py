@@ -174,7 +174,6 @@ class Retriever:
                    offset: int = 0) -> list[np.ndarray | VideoDecodeError]:
         """Frames per source (decoded in threads), or the decode error for that source."""
         n = num_frames or self._frames_per_video()
-
         short_side = self.encoder.frame_short_side
 
         def one(item):
