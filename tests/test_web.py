@@ -190,3 +190,40 @@ def test_answers_carry_the_features_ratings_are_fitted_to(served, clip_bytes):
     body = client.post("/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")}).json()
     feats = body["result"]["candidates"][0]["features"]
     assert set(feats) == {"text", "video", "camera"} and feats["video"] is not None
+
+
+def test_fifty_concurrent_uploads_on_loopback_all_succeed(tiny_clip_index, clip_bytes, tmp_path):
+    """A bounded burst against a real server process: 50 concurrent uploads queue and all get answers."""
+    import asyncio
+
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "v2p.cli", "serve", "--index", str(tiny_clip_index), "--port",
+                             str(port), "--feedback", str(tmp_path / "r.duckdb"), "--max-pending", "64"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            async def one():
+                r = await client.post(url + "/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")})
+                return r.status_code
+            return await asyncio.gather(*(one() for _ in range(50)))
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.5)
+        statuses = asyncio.run(burst())
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert statuses == [200] * 50
