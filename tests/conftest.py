@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -45,3 +46,43 @@ def minilm_index(small_shard, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("indexes") / "minilm"
     build_index(open_shard(small_shard), out, BuildConfig(encoder="minilm"))
     return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(index: Path, feedback: Path, *extra: str):
+    """A real `v2p serve` process on a free loopback port; yields (base url, process) once healthy
+    and ends it with SIGKILL (the harshest stop: what it committed must survive)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "v2p.cli", "serve", "--index", str(index), "--port", str(port),
+                             "--feedback", str(feedback), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.5)
+        yield url, proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)

@@ -4,13 +4,7 @@ real DuckDB file, their export, and a rating that survives kill -9 of a real ser
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
@@ -23,6 +17,8 @@ from v2p.cli import app as cli_app
 from v2p.data.bad_records import BadRecords
 from v2p.data.shard import open_shard
 from v2p.web.app import ServeConfig, create_app, sniff_suffix
+
+from conftest import running_server
 
 
 @pytest.fixture(scope="module")
@@ -117,38 +113,15 @@ def test_content_is_sniffed_not_trusted_from_the_name():
     assert sniff_suffix(b"\x00\x00\x00\x18ftypmp42") == ".video"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_rating_survives_kill_9_of_the_server(tiny_clip_index, tmp_path):
     import httpx
 
-    port = _free_port()
     feedback = tmp_path / "ratings.duckdb"
-    proc = subprocess.Popen([sys.executable, "-m", "v2p.cli", "serve", "--index", str(tiny_clip_index), "--port",
-                             str(port), "--feedback", str(feedback)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.5)
-        r = httpx.post(f"http://127.0.0.1:{port}/api/feedback", json={"query_id": "survivor", "rating": -1,
-                                                                      "wanted_prompt": "a blue cube"}, timeout=10)
+    with running_server(tiny_clip_index, feedback) as (url, proc):
+        r = httpx.post(url + "/api/feedback", json={"query_id": "survivor", "rating": -1,
+                                                    "wanted_prompt": "a blue cube"}, timeout=10)
         assert r.status_code == 200
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -9
+    assert proc.returncode == -9  # killed, not shut down
     with duckdb.connect(str(feedback), read_only=True) as con:
         assert con.execute("SELECT wanted_prompt FROM ratings WHERE query_id = 'survivor'").fetchone() == ("a blue cube",)
 
@@ -198,32 +171,13 @@ def test_fifty_concurrent_uploads_on_loopback_all_succeed(tiny_clip_index, clip_
 
     import httpx
 
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "v2p.cli", "serve", "--index", str(tiny_clip_index), "--port",
-                             str(port), "--feedback", str(tmp_path / "r.duckdb"), "--max-pending", "64"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-
-    async def burst() -> list[int]:
+    async def burst(url: str) -> list[int]:
         async with httpx.AsyncClient(timeout=120) as client:
             async def one():
                 r = await client.post(url + "/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")})
                 return r.status_code
             return await asyncio.gather(*(one() for _ in range(50)))
 
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.5)
-        statuses = asyncio.run(burst())
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    with running_server(tiny_clip_index, tmp_path / "r.duckdb", "--max-pending", "64") as (url, _):
+        statuses = asyncio.run(burst(url))
     assert statuses == [200] * 50
