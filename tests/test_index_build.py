@@ -249,3 +249,13 @@ def test_a_stranded_previous_index_is_named(tmp_path):
     (tmp_path / "idx.old-123").mkdir()
     with pytest.raises(IndexMismatchError, match="idx.old-123 holds the previous one"):
         IndexDir.open(tmp_path / "idx")
+
+
+def test_a_truncated_faiss_file_is_a_one_line_error(tiny_clip_index, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_clip_index, broken)
+    path = broken / "prompts.faiss"
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    with pytest.raises(IndexMismatchError, match="prompts.faiss: damaged or truncated index file"):
+        IndexDir.open(broken).prompts_index

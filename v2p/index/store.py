@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +129,14 @@ class IndexDir:
         from v2p.index.faiss_ops import read_index
 
         dim = dim or self.dim
-        index = read_index(str(self.path / name), mmap=True)  # queries touch a few pages, not the whole file
+        try:
+            index = read_index(str(self.path / name), mmap=True)  # queries touch a few pages, not the whole file
+        except RuntimeError as exc:  # FAISS reports a short or corrupt file as a RuntimeError
+            short = re.search(r"(\d+) != (\d+)", str(exc))
+            reason = (f"FAISS read {short.group(1)} of {short.group(2)} bytes" if short
+                      else str(exc).strip().splitlines()[0][:120])
+            raise IndexMismatchError(f"{self.path / name}: damaged or truncated index file ({reason}); rebuild it "
+                                     "with 'v2p index build' (or --resume if its .partial folder remains)") from None
         if index.ntotal != count or index.d != dim:
             raise IndexMismatchError(f"{self.path / name}: holds {index.ntotal} vectors of dim {index.d}, the manifest "
                                      f"says {count} of dim {dim}; the index folder is mixed up, rebuild it")

@@ -84,9 +84,12 @@ def read_rating_rows(db: str | Path) -> list[dict]:
     """Rating rows of a feedback DuckDB file, ``shown`` decoded."""
     import duckdb
 
-    with duckdb.connect(str(db), read_only=True) as con:
-        cur = con.execute("SELECT query_id, prompt_id, rating, shown FROM ratings")
-        rows = [dict(zip(("query_id", "prompt_id", "rating", "shown"), r, strict=True)) for r in cur.fetchall()]
+    try:
+        with duckdb.connect(str(db), read_only=True) as con:
+            cur = con.execute("SELECT query_id, prompt_id, rating, shown FROM ratings")
+            rows = [dict(zip(("query_id", "prompt_id", "rating", "shown"), r, strict=True)) for r in cur.fetchall()]
+    except duckdb.Error as exc:
+        raise V2PError(f"{db}: not a v2p feedback file ({str(exc).splitlines()[0]})") from None
     for r in rows:
         r["shown"] = json.loads(r["shown"]) if r["shown"] else None
     return rows
