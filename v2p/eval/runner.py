@@ -201,11 +201,6 @@ def summarise_probe(right: np.ndarray) -> dict:
     return {"accuracy": float(right.mean()), "n": int(len(right)), "interval": list(metrics.bootstrap_ci(right))}
 
 
-def direction_probe(retriever: Retriever, items: list[QueryTruth]) -> dict:
-    """:func:`direction_probe_scores` summarised (accuracy, n, 95% interval)."""
-    return summarise_probe(direction_probe_scores(retriever, items))
-
-
 def _no_queries_error(index_generators: list[str], shard: Shard, generator: str | None) -> V2PError:
     present = sorted({ref.generator for ref in shard.video_refs(BadRecords(skip_bad=True))})
     asked = f" of generator {generator!r}" if generator else ""
