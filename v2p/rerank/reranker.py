@@ -100,18 +100,19 @@ class Reranker:
         """Like :meth:`Retriever.query_videos`, reranked; with ``splice`` each result also gets ``spliced``."""
         from v2p.rerank.splice import splice_prompt
 
-        answers, ok, clips = self.retriever.decode_queries(sources)
-        if not ok:
-            return answers
-        found = self.retriever.search_clips(clips, top=self.k, pool_size=self.k)
-        frame_text = self.encoder.frames_in_text_space(found.frames)
-        for j, i in enumerate(ok):
-            ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top))
-            answers[i].candidates = ranked[:top]
-            answers[i].camera = found.cameras[j] if found.cameras is not None else None
-            answers[i].score_kind = "rerank"  # weighted sum of standardised terms
-            if splice:
-                answers[i].spliced = splice_prompt(found.vectors[j], ranked, self.encoder, fluency=self.fluency)
+        answers: list[QueryResult] = []
+        for part, ok, clips in self.retriever.decoded_chunks(sources):
+            if ok:
+                found = self.retriever.search_clips(clips, top=self.k, pool_size=self.k)
+                found.fill(part, ok)
+                frame_text = self.encoder.frames_in_text_space(found.frames)
+                for j, i in enumerate(ok):
+                    ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top))
+                    part[i].candidates = ranked[:top]
+                    part[i].score_kind = "rerank"  # weighted sum of standardised terms
+                    if splice:
+                        part[i].spliced = splice_prompt(found.vectors[j], ranked, self.encoder, fluency=self.fluency)
+            answers += part
         return answers
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -213,12 +213,18 @@ class Retriever:
         Sources are decoded and encoded :data:`QUERY_CHUNK` at a time: memory stays flat however
         many clips one call passes."""
         results: list[QueryResult] = []
-        for start in range(0, len(sources), QUERY_CHUNK):
-            part, ok, clips = self.decode_queries(sources[start:start + QUERY_CHUNK], offset=start)
+        for part, ok, clips in self.decoded_chunks(sources):
             if ok:
                 self.search_clips(clips, top=top, pooling=pooling).fill(part, ok)
             results += part
         return results
+
+    def decoded_chunks(self, sources: Sequence[str | os.PathLike | bytes]
+                       ) -> Iterator[tuple[list[QueryResult], list[int], list[np.ndarray]]]:
+        """:meth:`decode_queries` over :data:`QUERY_CHUNK` sources at a time: every caller that
+        answers clips (plain queries, the reranker) holds one chunk of frames, never all."""
+        for start in range(0, len(sources), QUERY_CHUNK):
+            yield self.decode_queries(sources[start:start + QUERY_CHUNK], offset=start)
 
     def search_clips(self, clips: Sequence[np.ndarray], *, top: int = 5, pool_size: int = CANDIDATE_POOL,
                      pooling: str | None = None) -> ClipSearch:
