@@ -63,11 +63,25 @@ def _csv_header(path: Path) -> list[str]:
     return header
 
 
+def _unique_names(names: list[str]) -> list[str]:
+    """Header names made unique: a repeated carried column keeps its data as ``name_2``, ``name_3``."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return out
+
+
 def _resolve_columns(path: Path, names: list[str]) -> dict[str, str]:
     """Map each required column to the file's own spelling (matched case-insensitively)."""
     lookup = {n.strip().lower(): n for n in names}
     resolved = {}
     for col in REQUIRED_COLUMNS:
+        twins = [n for n in names if n.strip().lower() == col]
+        if len(twins) > 1:
+            raise BadInputError(str(path), f"column '{col}' appears twice in the header ({', '.join(map(repr, twins))}); "
+                                "keep one")
         if col not in lookup:
             shown = ", ".join(repr(n) for n in names[:12]) + (" ..." if len(names) > 12 else "")
             raise BadInputError(str(path), f"missing required column '{col}'; the file has: {shown}")
@@ -101,15 +115,20 @@ class PromptReader:
         self._is_parquet = self.path.name.lower().endswith((".parquet", ".pq"))
         names = self._source_columns()
         self._columns = _resolve_columns(self.path, names)
+        names = _unique_names(names)
         self.carried_columns = [n for n in names if n not in self._columns.values()]
 
     # -- source access -------------------------------------------------------------------
     def _source_columns(self) -> list[str]:
         if self._is_parquet:
             try:
-                return list(pq.ParquetFile(self.path).schema_arrow.names)
+                names = list(pq.ParquetFile(self.path).schema_arrow.names)
             except (pa.ArrowException, OSError) as exc:
                 raise BadInputError(str(self.path), f"not a readable Parquet file ({exc})") from None
+            twins = sorted({n for n in names if names.count(n) > 1})
+            if twins:
+                raise BadInputError(str(self.path), f"column(s) {', '.join(map(repr, twins))} appear twice; keep one")
+            return names
         return _csv_header(self.path)
 
     def _raw_batches(self) -> Iterator[pa.RecordBatch]:
@@ -122,17 +141,16 @@ class PromptReader:
         yield from self._csv_batches()
 
     def _csv_batches(self) -> Iterator[pa.RecordBatch]:
-        names = _csv_header(self.path)
-        # uuid and prompt as raw bytes so undecodable text is caught per row, not per block;
-        # every other column as text so nothing is lost to type guessing between blocks.
-        types = {n: pa.string() for n in names}
-        types[self._columns["uuid"]] = pa.binary()
-        types[self._columns["prompt"]] = pa.binary()
+        names = _unique_names(_csv_header(self.path))
+        # every column as raw bytes: undecodable text is caught per row (uuid, prompt) or shown
+        # as U+FFFD (carried columns), never fails a whole block; no type guessing between blocks.
+        types = {n: pa.binary() for n in names}
         last_invalid: list = []
 
         def on_invalid(row) -> str:
-            detail = f"expected {row.expected_columns} columns, got {row.actual_columns}"
-            location = f"line {row.number}" if row.number and row.number > 0 else "a row"
+            snippet = (row.text or "").replace("\n", " ")[:60]
+            detail = f"expected {row.expected_columns} columns, got {row.actual_columns}: {snippet!r}"
+            location = f"line {row.number}" if row.number and row.number > 0 else f"after row {self.stats.rows}"
             if not self.bad.skip_bad:
                 last_invalid.append((location, detail))
                 return "error"
@@ -143,7 +161,7 @@ class PromptReader:
         try:
             reader = pacsv.open_csv(
                 self.path,
-                read_options=pacsv.ReadOptions(block_size=4 << 20),
+                read_options=pacsv.ReadOptions(block_size=4 << 20, column_names=names, skip_rows=1),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
                     column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
@@ -155,7 +173,10 @@ class PromptReader:
             if last_invalid:
                 location, detail = last_invalid[-1]
                 raise BadInputError(str(self.path), f"malformed CSV row: {detail}", location=location) from None
-            raise BadInputError(str(self.path), f"CSV read failed ({exc})") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "straddling" in reason:
+                reason = "a field larger than 4 MiB (no prompt is that long: is this the right file?)"
+            raise BadInputError(str(self.path), f"CSV read failed after row {self.stats.rows} ({reason})") from None
 
     # -- validation ----------------------------------------------------------------------
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -235,10 +256,21 @@ class PromptReader:
         names = ["row", "uuid", "prompt", "prompt_id", "first_occurrence"]
         if carried is not None:
             for name in self.carried_columns:
-                arrays.append(carried.column(name))
+                arrays.append(_as_text_array(carried.column(name)))
                 # a source column called "row" or "prompt_id" keeps its data under another name
                 names.append(f"source_{name}" if name in names else name)
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _as_text_array(values: pa.Array) -> pa.Array:
+    """A carried CSV column (raw bytes) as text: exact when it is UTF-8, else U+FFFD where it is not."""
+    if not pa.types.is_binary(values.type):
+        return values
+    try:
+        return values.cast(pa.string())  # validates UTF-8
+    except pa.ArrowInvalid:
+        return pa.array([None if v is None else v.decode("utf-8", errors="replace") for v in values.to_pylist()],
+                        pa.string())
 
 
 def _as_text(value) -> str | None:
@@ -269,12 +301,17 @@ def read_prompts_table(path: str | Path, **kwargs) -> pa.Table:
 
 
 def write_prompts_csv(rows: list[dict], path: str | Path, columns: list[str]) -> None:
-    """Write rows in the VidProM CSV layout (RFC 4180 quoting, so newlines survive)."""
+    """Write rows in the VidProM CSV layout (RFC 4180 quoting, so newlines survive).
+
+    Python's minimal quoting leaves a bare carriage return unquoted when lines end in ``\\n``,
+    and every CSV reader then splits the row there: such rows are written fully quoted."""
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        quoted = csv.DictWriter(fh, fieldnames=columns, quoting=csv.QUOTE_ALL, lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow(r)
+            has_cr = any(isinstance(v, str) and "\r" in v for v in r.values())
+            (quoted if has_cr else writer).writerow(r)
 
 
 __all__ = ["PromptReader", "ReadStats", "read_prompts", "read_prompts_table", "write_prompts_csv",

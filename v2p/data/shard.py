@@ -26,16 +26,17 @@ class Shard:
     video_sources: list[VideoSource] = field(default_factory=list)
 
     def video_refs(self, bad: BadRecords) -> Iterator[VideoRef]:
-        for source in self.video_sources:
-            yield from source.refs(bad)
+        for ref, _ in self.video_entries(bad):
+            yield ref
 
     def video_entries(self, bad: BadRecords, generators: Iterable[str] | None = None
                       ) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
         """Each video with a function that reads its bytes when called: a caller that skips a
         video (a finished chunk on resume) never reads it. Call the reader before advancing."""
         wanted = set(generators) if generators else None
+        seen: set[tuple[str, str]] = set()  # one video per (generator, uuid) across all sources
         for source in self.video_sources:
-            for ref, read in source.entries(bad):
+            for ref, read in source.entries(bad, seen):
                 if wanted is None or ref.generator in wanted:
                     yield ref, read
 

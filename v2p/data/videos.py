@@ -115,12 +115,27 @@ class VideoSource:
             bad.add(str(self.path), "header", "unreadable_archive", f"not a readable tar archive ({exc})")
             return None
 
-    def entries(self, bad: BadRecords) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
-        """Each well-named video with a function that reads its bytes (archive open meanwhile)."""
+    def entries(self, bad: BadRecords, seen: set[tuple[str, str]] | None = None
+                ) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
+        """Each well-named video with a function that reads its bytes (archive open meanwhile).
+
+        A second video of the same generator and uuid (a member repeated in an archive, or the
+        same clip in two sources sharing ``seen``) is a bad record, never indexed twice."""
+        seen = set() if seen is None else seen
+
+        def first_time(ref: VideoRef) -> bool:
+            key = (ref.generator, ref.uuid)
+            if key in seen:
+                bad.add(str(self.path), f"member {ref.member}", "duplicate_video",
+                        f"a second {ref.generator} video for uuid {ref.uuid}; the first one is kept")
+                return False
+            seen.add(key)
+            return True
+
         if not self.is_archive:
             for rel in self._folder_files():
                 ref = self._ref(rel, bad)
-                if ref is not None:
+                if ref is not None and first_time(ref):
                     yield ref, (self.path / rel).read_bytes
             return
         tf = self._open_archive(bad)
@@ -129,7 +144,7 @@ class VideoSource:
         with tf:
             for info in self._archive_members(tf, bad):
                 ref = self._ref(info.name, bad)
-                if ref is not None:
+                if ref is not None and first_time(ref):
                     yield ref, lambda info=info: tf.extractfile(info).read()
 
     def refs(self, bad: BadRecords) -> Iterator[VideoRef]:

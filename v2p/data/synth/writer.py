@@ -47,9 +47,15 @@ class SynthPrompt:
 
 def synth_prompts(n: int, seed: int) -> list[SynthPrompt]:
     """The n prompt rows of a shard (no videos): cheap, deterministic in (n, seed)."""
+    return synth_prompt_range(0, n, seed)
+
+
+def synth_prompt_range(start_index: int, stop_index: int, seed: int) -> list[SynthPrompt]:
+    """Prompt rows ``start_index`` to ``stop_index - 1`` of the seed's shard: each row draws from
+    its own stream, so a corpus of millions is made (and resumed) a block at a time."""
     start = datetime(2023, 7, 1, tzinfo=timezone.utc)
     out = []
-    for i in range(n):
+    for i in range(start_index, stop_index):
         rng = np.random.default_rng([seed, i, 0])
         attrs = sample_attributes(rng)
         text = write_prompt(attrs, rng)
