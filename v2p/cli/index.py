@@ -1,4 +1,4 @@
-"""`v2p index build` and `v2p index info`."""
+"""`v2p index build`, `v2p index info` and `v2p index verify`."""
 
 from __future__ import annotations
 
@@ -102,4 +102,32 @@ def index_info(
                             f"{', '.join(v['generators'])})" if v else "none")
     table.add_row("source", manifest["source"]["prompts"]["path"])
     table.add_row("created", f"{manifest['created']} by v2p {manifest['v2p_version']}")
+    files = manifest.get("files")
+    table.add_row("files", f"{len(files)}, {sum(f['size'] for f in files.values()) / 2**20:.1f} MiB, SHA-256 "
+                           "recorded ('v2p index verify' checks them)" if files else "no checksums recorded (an older build)")
     out.print(table)
+
+
+@index_app.command("verify")
+@friendly_errors
+def index_verify(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one record per file as JSON.")] = False,
+):
+    """Re-read every index file and compare its size and SHA-256 with the manifest (exit 1 on a mismatch)."""
+    from v2p.index.store import damaged_message, verify_index
+
+    checks = verify_index(index)
+    bad = [c for c in checks if not c.ok]
+    if as_json:
+        print_json({"index": str(index), "ok": not bad,
+                    "files": [{"name": c.name, "size": c.size, "expected_size": c.expected_size, "ok": c.ok,
+                               "problem": c.problem} for c in checks]})
+    else:
+        for c in checks:
+            out.print(f"  {'ok ' if c.ok else 'BAD'}  {c.name}" + ("" if c.ok else f": {c.problem}"), highlight=False)
+    if bad:
+        raise V2PError(damaged_message(index, bad[0].name, bad[0].problem)
+                       + (f" ({len(bad) - 1} more damaged)" if len(bad) > 1 else ""))
+    if not as_json:
+        out.print(f"{index}: all {len(checks)} files match the manifest", highlight=False)

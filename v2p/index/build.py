@@ -41,12 +41,14 @@ from v2p.embed.factory import create_encoder, parse_spec
 from v2p.errors import V2PError, VideoDecodeError
 from v2p.index import faiss_ops
 from v2p.index.select import choose_factory, needs_training, parse_size, training_size
-from v2p.index.store import (FORMAT_VERSION, MANIFEST, PROMPTS_INDEX, PROMPTS_TABLE, VIDEO_FRAMES, VIDEOS_INDEX,
-                             VIDEOS_TABLE)
+from v2p.index.store import (FORMAT_VERSION, PROMPTS_INDEX, PROMPTS_TABLE, VIDEO_FRAMES, VIDEOS_INDEX,
+                             VIDEOS_TABLE, file_records, write_manifest)
 
 # (stage, advance, total): total is given once when a stage starts (advance 0), None if unknown
 ProgressFn = Callable[[str, int, int | None], None]
-CRASH_ENV = "V2P_CRASH_AT"  # test hook: "prompts:2" kills the process (SIGKILL) once chunk 2 is written
+# test hook: "prompts:2" kills the process (SIGKILL) once chunk 2 is done; "videos:1:arrays" once chunk 1's
+# arrays are written but before it is marked done (mid-chunk); "publish:0" once the final folder is complete
+CRASH_ENV = "V2P_CRASH_AT"
 
 
 @dataclass
@@ -141,8 +143,8 @@ def _save_parquet(path: Path, table: pa.Table) -> None:
     _replace_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def _maybe_crash(stage: str, chunk: int) -> None:
-    if os.environ.get(CRASH_ENV) == f"{stage}:{chunk}":
+def _maybe_crash(stage: str, chunk: int, phase: str | None = None) -> None:
+    if os.environ.get(CRASH_ENV) == f"{stage}:{chunk}" + (f":{phase}" if phase else ""):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -271,6 +273,7 @@ class IndexBuilder:
                 on_progress=lambda n: self.progress("embedding prompts", n, None))
             _save_npy(chunks.path(k, ".npy"), vectors)
             _save_parquet(chunks.path(k, ".parquet"), table)
+            _maybe_crash("prompts", k, "arrays")
             chunks.mark_done(k, {"rows": table.num_rows})
             _maybe_crash("prompts", k)
         return chunks
@@ -368,6 +371,7 @@ class IndexBuilder:
         table = pa.Table.from_pylist(rows, schema=pa.schema([(n, pa.string()) for n in
                                                              ("uuid", "generator", "prompt_id", "member", "container")]))
         _save_parquet(chunks.path(k, ".parquet"), table)
+        _maybe_crash("videos", k, "arrays")
         chunks.mark_done(k, {"rows": len(rows), "bad": dict(bad), "outside_limit": outside})
         self.outside_limit += outside
         self.progress("embedding videos", n_items, None)
@@ -476,7 +480,9 @@ class IndexBuilder:
                       "memory_budget": self.config.memory_budget, "skip_bad": self.config.skip_bad,
                       "bad_records": self.bad.summary()["by_reason"], "skipped_outside_limit": self.outside_limit},
         }
-        (final / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        manifest["files"] = file_records(final)
+        write_manifest(final, manifest)
+        _maybe_crash("publish", 0)
         self._publish(final)
         return BuildReport(self.out, n_prompts, n_videos, prompt_factory, video_factory, self.resumed_chunks,
                            self.outside_limit, self.bad.summary(), time.perf_counter() - t0, self.reader_stats)

@@ -9,15 +9,20 @@
     videos.parquet     row -> uuid, generator, prompt_id, prompt_row, member
     video_frames.npy   (with --videos) float16 [n_videos, frames, frame_dim] per-frame vectors
 
-Opening checks that the files agree with the manifest (counts, dims), so a mismatched or
-half-copied index is refused with a message instead of returning wrong rows.
+Opening checks that the files agree with the manifest (sizes, counts, dims), so a mismatched
+or half-copied index is refused with a message instead of returning wrong rows. The manifest
+also records every file's SHA-256: :func:`verify_index` (``v2p index verify``) re-reads them
+all, which catches a flipped bit that a size check cannot.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +67,11 @@ class IndexDir:
         missing = [n for n in needed if not (path / n).is_file()]
         if missing:
             raise IndexMismatchError(f"{path}: incomplete index, missing {', '.join(missing)}")
+        for name, record in manifest.get("files", {}).items():  # cheap: one stat per file
+            size = (path / name).stat().st_size if (path / name).is_file() else None
+            if size != record["size"]:
+                raise IndexMismatchError(damaged_message(path, name, f"{size} bytes, the manifest says {record['size']}"
+                                                         if size is not None else "missing"))
         return cls(path, manifest)
 
     # -- facts -----------------------------------------------------------------------------
@@ -151,3 +161,77 @@ class IndexDir:
     @functools.cached_property
     def prompt_row_by_id(self) -> dict[str, int]:
         return {pid: i for i, pid in enumerate(self.prompts_table.column("prompt_id").to_pylist())}
+
+
+# -- integrity ---------------------------------------------------------------------------------
+def damaged_message(path: Path, name: str, what: str) -> str:
+    partial = Path(str(path) + ".partial")
+    fix = (f"resume the build with 'v2p index build ... --out {path} --resume' ({partial.name} remains)"
+           if partial.is_dir() else f"rebuild it with 'v2p index build ... --out {path} --overwrite'")
+    return f"{path / name}: damaged index file ({what}); {fix}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_records(folder: Path) -> dict[str, dict]:
+    """``{name: {size, sha256}}`` of every file of an index folder (the manifest excluded)."""
+    return {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+            for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Write the manifest through a temporary file and a rename, so a crash never leaves half a manifest."""
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / MANIFEST)
+
+
+@dataclass
+class FileCheck:
+    name: str
+    size: int | None
+    expected_size: int
+    ok: bool
+    problem: str | None = None
+
+
+def verify_index(path: str | Path, on_file: Callable[[str], None] | None = None) -> list[FileCheck]:
+    """Re-read every file the manifest lists and compare size and SHA-256 (``v2p index verify``).
+
+    Returns one :class:`FileCheck` per file; an index built before checksums were recorded
+    raises, since there is nothing to compare against."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST})")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise IndexMismatchError(f"{mpath}: unreadable manifest ({exc})") from None
+    files = manifest.get("files")
+    if not files:
+        raise IndexMismatchError(f"{path}: built before v2p recorded checksums; rebuild it to be able to verify it")
+    checks = []
+    for name, record in files.items():
+        if on_file:
+            on_file(name)
+        f = path / name
+        if not f.is_file():
+            checks.append(FileCheck(name, None, record["size"], False, "missing"))
+            continue
+        size = f.stat().st_size
+        if size != record["size"]:
+            checks.append(FileCheck(name, size, record["size"], False, f"{size} bytes, expected {record['size']}"))
+        elif _sha256(f) != record["sha256"]:
+            checks.append(FileCheck(name, size, record["size"], False, "checksum differs (same size: altered bytes)"))
+        else:
+            checks.append(FileCheck(name, size, record["size"], True))
+    return checks
