@@ -86,3 +86,19 @@ def running_server(index: Path, feedback: Path, *extra: str):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+@pytest.fixture()
+def small_tmpfs(tmp_path):
+    """A 3 MiB tmpfs: a real full disk (ENOSPC) for writers. Needs root and mount rights."""
+    import subprocess
+
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -134,3 +134,86 @@ def test_python_lookup_api(clip_db, tiny_clip_index):
     assert table.schema == LOOKUP_SCHEMA
     assert table.num_rows == 2 * 2 + 1
     assert table.column("error").null_count == 4
+
+
+def test_a_damaged_index_creates_no_output_table(clip_db, tiny_clip_index, tmp_path):
+    import shutil
+
+    db, _ = clip_db
+    broken = tmp_path / "broken-index"
+    shutil.copytree(tiny_clip_index, broken)
+    (broken / "prompts.faiss").write_bytes(b"")
+    with pytest.raises(V2PError, match="prompts.faiss: damaged index file"):
+        run_batch(db, table="clips", column="video_path", out_table="never_made", index=broken)
+    assert rows(db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'never_made'")[0][0] == 0
+
+
+def _cli_batch(db, index, *extra, env=None):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "v2p.cli", "batch", "--db", str(db), "--table", "clips", "--column", "video_path",
+           "--out-table", "found", "--index", str(index), "--chunk", "1", "--json", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.mark.parametrize("point", ["batch:1", "batch:2:open"])
+def test_kill_9_mid_batch_loses_at_most_the_chunk_in_flight(clip_db, tiny_clip_index, point):
+    import json
+
+    db, paths = clip_db
+    killed = _cli_batch(db, tiny_clip_index, env={"V2P_CRASH_AT": point})
+    assert killed.returncode == -9, killed.stderr
+    committed = rows(db, "SELECT DISTINCT path FROM found")
+    assert len(committed) == 2, committed  # chunks 0 and 1: after chunk 1, or chunk 2 rolled back
+    resumed = _cli_batch(db, tiny_clip_index)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["skipped_done"] + report["queried"] == len(paths)
+    failed_before = sum(1 for (p,) in committed if p.endswith("corrupt.mp4"))  # error rows are retried
+    assert report["queried"] == len(paths) - 2 + failed_before
+    per_path = dict(rows(db, "SELECT path, count(*) FROM found GROUP BY path"))
+    assert set(per_path) == set(paths)
+    assert all(n in (1, 5) for n in per_path.values()), per_path  # an error row or the top 5, never twice
+
+
+def test_a_second_run_on_a_file_in_use_gets_a_lock_error(clip_db, tiny_clip_index):
+    import os
+
+    db, _ = clip_db
+    holder = duckdb.connect(str(db))  # this test process holds the write lock, as a running batch would
+    try:
+        busy = _cli_batch(db, tiny_clip_index)
+    finally:
+        holder.close()
+    assert busy.returncode == 2
+    assert f"in use by process {os.getpid()}" in busy.stderr and "Traceback" not in busy.stderr
+    assert _cli_batch(db, tiny_clip_index).returncode == 0  # and the file is fine afterwards
+    assert rows(db, "SELECT count(*) FROM clips")[0][0] == 5
+
+
+def test_a_full_disk_mid_batch_is_a_clear_error_and_keeps_committed_rows(clip_db, tiny_clip_index, small_tmpfs):
+    import shutil
+
+    db, paths = clip_db
+    on_small = small_tmpfs / "clips.duckdb"
+    shutil.copy(db, on_small)
+    filler = small_tmpfs / "filler"
+    free = shutil.disk_usage(small_tmpfs).free
+    filler.write_bytes(b"\0" * max(0, free - 40_000))  # room for a little, not for the whole run
+    with pytest.raises(V2PError, match="writing results failed|cannot open") as info:
+        for _ in range(20):  # grow the results until the disk is full
+            run_batch(on_small, table="clips", column="video_path", out_table=f"found_{_}", index=tiny_clip_index,
+                      chunk=1)
+    assert str(on_small) in str(info.value)
+    filler.unlink()
+    con = duckdb.connect(str(on_small))  # the file still opens, and every committed chunk is whole
+    try:
+        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+                  if t.startswith("found_")]
+        for t in tables:
+            counts = dict(con.execute(f"SELECT path, count(*) FROM {t} GROUP BY path").fetchall())
+            assert all(n in (1, 5) for n in counts.values()), (t, counts)
+    finally:
+        con.close()

@@ -358,3 +358,18 @@ def test_kill_soak_every_kill_point_resumes_to_the_same_index(small_shard, tmp_p
     if final.returncode != 0:  # a kill that landed after publishing leaves a finished index: nothing to resume
         assert "exists" in final.stderr, final.stderr
     assert _content_hash(out) == expected
+
+
+def test_a_full_disk_fails_clearly_leaves_nothing_that_loads_and_resumes(small_shard, small_tmpfs):
+    out = small_tmpfs / "idx"
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_tmpfs).free - 120_000))  # room for the chunks only
+    config = BuildConfig(encoder=TINY_CLIP, videos=True, prompt_chunk=5, video_chunk=10)
+    with pytest.raises(V2PError, match="no space left on the device .*run again with --resume"):
+        build_index(open_shard(small_shard), out, config)
+    with pytest.raises(IndexMismatchError):
+        IndexDir.open(out)
+    filler.unlink()
+    report = build_index(open_shard(small_shard), out, config, resume=True)
+    assert report.resumed_chunks > 0 and report.videos == 36
+    assert IndexDir.open(out).prompts_index.ntotal == 12

@@ -110,6 +110,7 @@ def batch(
     column: Annotated[str | None, typer.Option(help="Column of video paths.")] = None,
     sql: Annotated[str | None, typer.Option(help="A SELECT returning the video paths (instead of --table/--column).")] = None,
     top: Annotated[int, typer.Option(help="Candidates per clip.")] = 5,
+    chunk: Annotated[int, typer.Option(min=1, help="Clips per committed transaction (a crash loses at most one).")] = 32,
     rerank: Annotated[bool, typer.Option(help="Rerank the top --rerank-k candidates before writing.")] = False,
     rerank_k: Annotated[int, typer.Option(help="Candidates considered by --rerank.")] = 50,
     lm: Annotated[str, typer.Option(help="Fluency LM for --rerank: auto, bank, none, or a local HF causal LM.")] = "auto",
@@ -128,7 +129,7 @@ def batch(
             bar.update(task, total=total, advance=done)
 
         report = run_batch(db, out_table=out_table, index=index, table=table, column=column, sql=sql, top=top,
-                           on_progress=on_progress, retriever=answerer)
+                           chunk=chunk, on_progress=on_progress, retriever=answerer)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -11,6 +11,7 @@ half index that loads.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
@@ -414,13 +415,13 @@ class IndexBuilder:
         parts = [np.load(chunks.path(k, ".frames.npy"), mmap_mode="r") for k in ids]
         n = sum(len(p) for p in parts)
         t, f = self.config.num_frames, self.encoder.frame_dim
-        out = np.lib.format.open_memmap(final / VIDEO_FRAMES, mode="w+", dtype=np.float16, shape=(n, t, f))
-        pos = 0
-        for p in parts:
-            out[pos:pos + len(p)] = p
-            pos += len(p)
-        out.flush()
-        del out
+        # plain writes, not a writable memmap: on a full disk a write fails with ENOSPC (reported),
+        # where a memmap store kills the process with SIGBUS
+        with open(final / VIDEO_FRAMES, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                                                      "fortran_order": False, "shape": (n, t, f)})
+            for p in parts:
+                fh.write(np.ascontiguousarray(p, dtype=np.float16).tobytes())
         return t, f
 
     def finished_chunks(self) -> int:
@@ -429,9 +430,20 @@ class IndexBuilder:
 
     def run(self) -> BuildReport:
         """Build; a failure before any chunk was finished leaves no work folder behind (a retry
-        needs no --resume and no clean-up), one after keeps it for --resume."""
+        needs no --resume and no clean-up), one after keeps it for --resume. A full disk is
+        reported as such; nothing is published, so no index that loads is left half written."""
         try:
             return self._run()
+        except OSError as exc:
+            if not _disk_full(exc):
+                raise
+            shutil.rmtree(self.work / "final", ignore_errors=True)  # frees the space the assembly took
+            kept = self.finished_chunks()
+            if self._created_work and kept == 0:
+                shutil.rmtree(self.work, ignore_errors=True)
+            hint = (f"free space and run again with --resume ({kept} finished chunks in {self.work} are kept)"
+                    if kept else "free space and run again")
+            raise V2PError(f"no space left on the device writing {exc.filename or self.work}; {hint}") from None
         except BaseException:
             if self._created_work and self.finished_chunks() == 0:
                 shutil.rmtree(self.work, ignore_errors=True)
@@ -509,6 +521,13 @@ class IndexBuilder:
         else:
             os.replace(final, self.out)
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _disk_full(exc: OSError) -> bool:
+    """ENOSPC / EDQUOT, or Arrow's short-write error for the same cause (it carries no errno)."""
+    text = str(exc)
+    return (exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text
+            or ("requested and" in text and "written" in text))
 
 
 def exchange_paths(a: Path, b: Path) -> bool:

@@ -75,7 +75,18 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, nprobe: int = DEF
 
 
 def write_index(index: faiss.Index, path: str) -> None:
-    faiss.write_index(index, path)
+    """Write an index; FAISS reports a failed write as a RuntimeError, turned into the OSError it
+    is (ENOSPC when the disk is full) so callers handle it like any other write."""
+    try:
+        faiss.write_index(index, path)
+    except RuntimeError as exc:
+        import errno
+        import shutil
+        from pathlib import Path
+
+        full = shutil.disk_usage(Path(path).parent).free < (1 << 20)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else str(exc).strip().splitlines()[0], path) from None
 
 
 def read_index(path: str, mmap: bool = False) -> faiss.Index:
