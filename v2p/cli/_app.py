@@ -8,6 +8,7 @@ import sys
 import time
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
@@ -51,7 +52,7 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except V2PError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # [n, d] is text
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")

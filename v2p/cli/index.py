@@ -1,4 +1,4 @@
-"""`v2p index build`, `v2p index info` and `v2p index verify`."""
+"""`v2p index build`, `info`, `verify` and `tune`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def index_build(
     video_chunk: Annotated[int, typer.Option(help="Videos per checkpointed chunk (resume granularity).")] = 256,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing index folder.")] = False,
     full_hash: Annotated[bool, typer.Option(help="Record full SHA-256 hashes of the sources (an extra pass over every archive) instead of sampled ones.")] = False,
+    target_recall: Annotated[float, typer.Option(min=0.0, max=1.0, help="Recall@10 against exact search the chosen index and its nprobe/efSearch must reach on the tuning queries.")] = 0.95,
+    tune_queries: Annotated[Path | None, typer.Option(help="A .npy [n, dim] of query vectors to tune on (default: the shard's own clips with --videos, else a sample of its prompts).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
 ):
     """Embed a shard's unique prompts (and with --videos its videos) into FAISS indexes."""
@@ -47,7 +49,8 @@ def index_build(
         raise V2PError(str(exc)) from None
     config = BuildConfig(encoder=encoder, videos=videos, limit=limit, factory=factory, memory_budget=memory_budget,
                          strip_flags=strip_flags, skip_bad=skip_bad, num_frames=frames, prompt_chunk=prompt_chunk,
-                         video_chunk=video_chunk, full_hash=full_hash,
+                         video_chunk=video_chunk, full_hash=full_hash, target_recall=target_recall,
+                         tune_queries=str(tune_queries) if tune_queries else None,
                          generators=[g.strip() for g in generators.split(",")] if generators else None)
     from v2p.index.build import IndexBuilder
 
@@ -97,9 +100,12 @@ def index_info(
     table.add_row("encoder", manifest["encoder"])
     table.add_row("dim / metric", f"{manifest['dim']} / {manifest['metric']}")
     table.add_row("prompts", f"{manifest['prompts']['count']} ({manifest['prompts']['factory']})")
+    table.add_row("prompt search", describe_tuning(manifest["prompts"]))
     v = manifest.get("videos")
     table.add_row("videos", f"{v['count']} ({v['factory']}, {v['frames_per_video']} frames, "
                             f"{', '.join(v['generators'])})" if v else "none")
+    if v:
+        table.add_row("video search", describe_tuning(v))
     table.add_row("source", manifest["source"]["prompts"]["path"])
     table.add_row("created", f"{manifest['created']} by v2p {manifest['v2p_version']}")
     files = manifest.get("files")
@@ -131,3 +137,33 @@ def index_verify(
                        + (f" ({len(bad) - 1} more damaged)" if len(bad) > 1 else ""))
     if not as_json:
         out.print(f"{index}: all {len(checks)} files match the manifest", highlight=False)
+
+
+def describe_tuning(section: dict) -> str:
+    t = section.get("tuning")
+    if not t:
+        return "not tuned (built before tuning; run 'v2p index tune')"
+    params = ", ".join(f"{k} {v}" for k, v in t["params"].items()) or "exact scan"
+    verdict = "meets" if t["met"] else "MISSES"
+    return (f"{params}: recall@10 {t['recall_at_10']:.3f} vs exact ({verdict} target {t['target']}) on "
+            f"{t['queries']}, {t['latency_ms']:.2f} ms/query")
+
+
+@index_app.command("tune")
+@friendly_errors
+def index_tune(
+    index: Annotated[Path, typer.Argument(help="Index folder.")],
+    target_recall: Annotated[float, typer.Option(min=0.0, max=1.0, help="Recall@10 against exact search to reach.")] = 0.95,
+    tune_queries: Annotated[Path | None, typer.Option(help="A .npy [n, dim] of query vectors for the prompt index (default: the index's own clips, else its prompts).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tuning results as JSON.")] = False,
+):
+    """Re-sweep an index's search parameters (nprobe / efSearch) on clip queries and record them in its manifest."""
+    from v2p.index.tune import retune_index
+
+    results = retune_index(index, target=target_recall, queries_path=str(tune_queries) if tune_queries else None,
+                           on_stage=lambda name: err.print(f"tuning {name} ...") if not as_json else None)
+    if as_json:
+        print_json({name: r.as_dict() for name, r in results.items()})
+        return
+    for name, r in results.items():
+        out.print(f"{name}: {r.factory}, {describe_tuning({'tuning': r.as_dict()})}", highlight=False)

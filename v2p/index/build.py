@@ -41,7 +41,8 @@ from v2p.embed.base import Encoder
 from v2p.embed.factory import create_encoder, parse_spec
 from v2p.errors import V2PError, VideoDecodeError
 from v2p.index import faiss_ops
-from v2p.index.select import choose_factory, needs_training, parse_size, training_size
+from v2p.index.select import candidate_factories, needs_training, parse_size, training_size
+from v2p.index.tune import TUNE_QUERIES, TuneResult, better, exact_neighbors, pick_queries, sweep
 from v2p.index.store import (FORMAT_VERSION, PROMPTS_INDEX, PROMPTS_TABLE, VIDEO_FRAMES, VIDEOS_INDEX,
                              VIDEOS_TABLE, file_records, write_manifest)
 
@@ -67,6 +68,8 @@ class BuildConfig:
     video_chunk: int = 256
     text_batch: int = 256
     full_hash: bool = False  # manifest hashes of the sources: full SHA-256 (an extra pass) or sampled
+    target_recall: float = 0.95  # recall@10 against exact search the tuned index must reach
+    tune_queries: str | None = None  # .npy of query vectors to tune on (default: the shard's own clips)
 
     def resume_key(self) -> dict:
         """Settings that must match for a resume to continue the same build."""
@@ -385,14 +388,40 @@ class IndexBuilder:
             raise V2PError(f"{chunks.folder}: chunks {ids} are not contiguous; delete {self.work} and rebuild")
         return ids
 
-    def _assemble_index(self, chunks: _Chunks, name: str, factory: str | None, final: Path) -> tuple[str, int]:
+    def _assemble_index(self, chunks: _Chunks, name: str, factory: str | None, final: Path,
+                        queries: tuple[np.ndarray, str] | None) -> tuple[str, int, TuneResult | None]:
+        """Build the index of one chunk folder. With tuning queries, every candidate type that fits
+        the budget (or ``--factory`` alone) is built and swept, and the fastest one that reaches the
+        target recall@10 against exact search is written, with its search parameters."""
         ids = self._chunk_ids(chunks)
         arrays = [np.load(chunks.path(k, ".npy"), mmap_mode="r") for k in ids]
         n = sum(len(a) for a in arrays)
         dim = self.encoder.dim if name == "prompts" else self.encoder.video_key_dim
         if n == 0:
             raise V2PError(f"nothing to index for {name}: no valid {'prompts' if name == 'prompts' else 'videos'}")
-        factory = factory or choose_factory(n, dim, parse_size(self.config.memory_budget))
+        budget = parse_size(self.config.memory_budget)
+        candidates = [factory] if factory else candidate_factories(n, dim, budget)
+        truth = None
+        if queries is not None:
+            self.progress(f"exact neighbours for tuning {name}", 0, None)
+            truth = exact_neighbors(arrays, queries[0])
+        best_index, best = None, None
+        for candidate in candidates:
+            index = self._build_one(arrays, n, dim, name, candidate)
+            if truth is None:
+                best_index = index
+                break
+            self.progress(f"tuning {name} ({candidate})", 0, None)
+            result = sweep(index, candidate, queries[0], truth, target=self.config.target_recall, source=queries[1])
+            if better(best, result):
+                best_index, best = index, result
+            del index
+        faiss_ops.write_index(best_index, str(final / f"{name}.faiss"))
+        tables = [pq.read_table(chunks.path(k, ".parquet")) for k in ids]
+        pq.write_table(pa.concat_tables(tables, promote_options="default"), final / f"{name}.parquet")
+        return (best.factory if best else candidates[0]), n, best
+
+    def _build_one(self, arrays: list[np.ndarray], n: int, dim: int, name: str, factory: str):
         train = None
         if needs_training(factory):
             want = training_size(factory, n)
@@ -401,14 +430,41 @@ class IndexBuilder:
             train = allv[picks] if allv is not None else _gather(arrays, picks)
         self.progress(f"indexing {name}", 0, n)
         try:
-            index = faiss_ops.build_index(factory, dim, train, (np.asarray(a) for a in arrays),
-                                          on_add=lambda m: self.progress(f"indexing {name}", m, None))
+            return faiss_ops.build_index(factory, dim, train, (np.asarray(a) for a in arrays),
+                                         on_add=lambda m: self.progress(f"indexing {name}", m, None))
         except RuntimeError as exc:
             raise V2PError(f"FAISS could not build {factory!r} over {n} vectors: {str(exc).splitlines()[0]}") from None
-        faiss_ops.write_index(index, str(final / f"{name}.faiss"))
-        tables = [pq.read_table(chunks.path(k, ".parquet")) for k in ids]
-        pq.write_table(pa.concat_tables(tables, promote_options="default"), final / f"{name}.parquet")
-        return factory, n
+
+    def _tuning_queries(self, prompt_chunks: _Chunks, video_chunks: _Chunks | None
+                        ) -> tuple[np.ndarray, str] | None:
+        """Query vectors for tuning the prompt index: ``--tune-queries``, else the shard's own clips
+        (pooled into the text space, as a query clip is), else a sample of the prompts themselves."""
+        if self.config.tune_queries:
+            path = Path(self.config.tune_queries)
+            try:
+                q = np.load(path)
+            except (OSError, ValueError) as exc:
+                raise V2PError(f"{path}: cannot read tuning queries ({exc})") from None
+            if q.ndim != 2 or q.shape[1] != self.encoder.dim:
+                raise V2PError(f"{path}: tuning queries must be [n, {self.encoder.dim}], not {list(q.shape)}")
+            return pick_queries(q), f"{path.name} ({min(len(q), TUNE_QUERIES)} vectors)"
+        if video_chunks is not None:
+            frames = [np.load(video_chunks.path(k, ".frames.npy"), mmap_mode="r") for k in self._chunk_ids(video_chunks)]
+            total = sum(len(f) for f in frames)
+            if total:
+                rows = np.linspace(0, total - 1, min(total, TUNE_QUERIES)).astype(np.int64)
+                clips = self.encoder.pool(np.asarray(_gather(frames, rows), np.float32))
+                return np.ascontiguousarray(clips, np.float32), f"clips ({len(rows)} of the shard's videos)"
+        vectors = [np.load(prompt_chunks.path(k, ".npy"), mmap_mode="r") for k in self._chunk_ids(prompt_chunks)]
+        total = sum(len(v) for v in vectors)
+        rows = np.linspace(0, total - 1, min(total, TUNE_QUERIES)).astype(np.int64)
+        return np.asarray(_gather(vectors, rows), np.float32), f"prompts ({len(rows)} of the index's own)"
+
+    def _video_key_queries(self, video_chunks: _Chunks) -> tuple[np.ndarray, str]:
+        keys = [np.load(video_chunks.path(k, ".npy"), mmap_mode="r") for k in self._chunk_ids(video_chunks)]
+        total = sum(len(v) for v in keys)
+        rows = np.linspace(0, total - 1, min(total, TUNE_QUERIES)).astype(np.int64)
+        return np.asarray(_gather(keys, rows), np.float32), f"videos ({len(rows)} of the index's own)"
 
     def _assemble_frames(self, chunks: _Chunks, final: Path) -> tuple[int, int]:
         ids = self._chunk_ids(chunks)
@@ -457,13 +513,19 @@ class IndexBuilder:
         final = self.work / "final"
         shutil.rmtree(final, ignore_errors=True)
         final.mkdir()
-        prompt_factory, n_prompts = self._assemble_index(prompt_chunks, "prompts", self.config.factory, final)
-        videos_meta, n_videos, video_factory = None, 0, None
-        if self.config.videos:
-            prompt_ids = pq.read_table(final / PROMPTS_TABLE, columns=["prompt_id"]).column(0).to_pylist()
+        video_chunks = row_of = None
+        if self.config.videos:  # before the prompt index, so its tuning can use the shard's clips
+            prompt_ids = [pid for k in self._chunk_ids(prompt_chunks)
+                          for pid in pq.read_table(prompt_chunks.path(k, ".parquet"), columns=["prompt_id"])
+                          .column(0).to_pylist()]
             row_of = {pid: i for i, pid in enumerate(prompt_ids)}
             video_chunks = self.embed_videos(uuid_map, set(row_of))
-            video_factory, n_videos = self._assemble_index(video_chunks, "videos", None, final)
+        prompt_factory, n_prompts, prompt_tune = self._assemble_index(
+            prompt_chunks, "prompts", self.config.factory, final, self._tuning_queries(prompt_chunks, video_chunks))
+        videos_meta, n_videos, video_factory = None, 0, None
+        if self.config.videos:
+            video_factory, n_videos, video_tune = self._assemble_index(video_chunks, "videos", None, final,
+                                                                       self._video_key_queries(video_chunks))
             t, f = self._assemble_frames(video_chunks, final)
             vt = pq.read_table(final / VIDEOS_TABLE)
             vt = vt.append_column("prompt_row", pa.array([row_of[p] for p in vt.column("prompt_id").to_pylist()],
@@ -473,14 +535,15 @@ class IndexBuilder:
             videos_meta = {"count": n_videos, "factory": video_factory, "index_file": VIDEOS_INDEX,
                            "table_file": VIDEOS_TABLE, "frames_file": VIDEO_FRAMES, "frames_per_video": t,
                            "frame_dim": f, "generators": gens, "pooling": self.encoder.poolings[0],
-                           "dim": self.encoder.video_key_dim}
+                           "dim": self.encoder.video_key_dim, "search": video_tune.params,
+                           "tuning": video_tune.as_dict()}
         manifest = {
             "format_version": FORMAT_VERSION, "v2p_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "encoder": self.encoder.spec, "encoder_fingerprint": self.encoder.fingerprint, "dim": self.encoder.dim,
             "metric": "inner_product", "normalized": True,
             "prompts": {"count": n_prompts, "factory": prompt_factory, "index_file": PROMPTS_INDEX,
-                        "table_file": PROMPTS_TABLE},
+                        "table_file": PROMPTS_TABLE, "search": prompt_tune.params, "tuning": prompt_tune.as_dict()},
             "videos": videos_meta,
             "source": {"hash": "sha256" if self.config.full_hash else "sampled_sha256",
                        "prompts": {**file_fingerprint(self.shard.prompts_path),

@@ -51,6 +51,19 @@ def build_index(factory: str, dim: int, train: np.ndarray | None, chunks: Iterab
     return faiss.index_gpu_to_cpu(index) if gpu is not None else index
 
 
+def index_kind(index: faiss.Index) -> tuple[str, int]:
+    """("ivf", nlist), ("hnsw", M) or ("exact", 0): what a search parameter can tune."""
+    base = index
+    if isinstance(base, faiss.IndexPreTransform):
+        base = base.index
+    base = faiss.downcast_index(base)
+    if isinstance(base, faiss.IndexIVF):
+        return "ivf", int(base.nlist)
+    if isinstance(base, faiss.IndexHNSW):
+        return "hnsw", int(base.hnsw.nb_neighbors(1))
+    return "exact", 0
+
+
 def search_params(index: faiss.Index, nprobe: int = DEFAULT_NPROBE, ef_search: int = DEFAULT_EF_SEARCH):
     """Per-call search parameters for the index's type (None for exact indexes)."""
     base = index

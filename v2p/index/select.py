@@ -82,6 +82,22 @@ def choose_factory(n: int, dim: int, budget: int) -> str:
     return f"IVF{k},PQ{m}"
 
 
+IVF_MIN_N = 50_000  # below this, exact search of a query takes about a millisecond: nothing to gain
+
+
+def candidate_factories(n: int, dim: int, budget: int) -> list[str]:
+    """Index types worth building and tuning for N vectors within the budget, most exact first:
+    the first exact type that fits, and from ``IVF_MIN_N`` vectors on the inverted-list type
+    (SQ8, else PQ). The tuner keeps the fastest one that reaches its recall target."""
+    if n <= 0 or dim <= 0:
+        raise ValueError("n and dim must be positive")
+    out = [f for f in ("Flat", "SQfp16") if index_memory(f, n, dim) <= budget][:1]
+    if n >= IVF_MIN_N or not out:
+        ivf = choose_factory(n, dim, min(budget, index_memory("SQfp16", n, dim) - 1))
+        out.append(ivf)
+    return out
+
+
 def needs_training(factory: str) -> bool:
     return factory.startswith("IVF") or "SQ8" in factory or "PQ" in factory or "SQfp16" in factory
 

@@ -105,6 +105,17 @@ class IndexDir:
                 f"{self.path} was built with other weights of {self.encoder_spec!r} (fingerprint {built}, "
                 f"loaded {fingerprint}); rebuild the index with 'v2p index build'")
 
+    def search_kwargs(self, name: str) -> dict:
+        """Keyword arguments for :func:`v2p.index.faiss_ops.search` on the ``prompts`` or ``videos``
+        index: the parameters its build tuned (nprobe / efSearch), or FAISS-level defaults."""
+        params = (self.manifest.get(name) or {}).get("search") or {}
+        out = {}
+        if "nprobe" in params:
+            out["nprobe"] = int(params["nprobe"])
+        if "efSearch" in params:
+            out["ef_search"] = int(params["efSearch"])
+        return out
+
     # -- lazy loads (each file read once per IndexDir) --------------------------------------
     @functools.cached_property
     def prompts_index(self):

@@ -254,11 +254,12 @@ class Retriever:
         same-modal keys (default: ``vectors``); ``cameras`` the motion read from each clip,
         which moves prompts that ask for that camera motion up and those asking another down."""
         k = max(top, pool_size)
-        t_scores, t_ids = faiss_ops.search(self.index.prompts_index, vectors, k)
+        t_scores, t_ids = faiss_ops.search(self.index.prompts_index, vectors, k, **self.index.search_kwargs("prompts"))
         v_hits = None
         if use_videos and self.index.has_videos:
             keys = vectors if video_vectors is None else video_vectors
-            v_hits = faiss_ops.search(self.index.videos_index, keys, k * VIDEO_HITS_PER_RESULT)
+            v_hits = faiss_ops.search(self.index.videos_index, keys, k * VIDEO_HITS_PER_RESULT,
+                                      **self.index.search_kwargs("videos"))
         out = []
         for q in range(len(vectors)):
             text = {int(i): float(s) for s, i in zip(t_scores[q], t_ids[q], strict=True) if i >= 0}
