@@ -67,8 +67,9 @@ def test_the_sweep_finds_the_cheapest_nprobe_that_meets_the_target():
 
 def test_candidates_stay_exact_for_small_banks_and_respect_the_budget():
     assert candidate_factories(10_000, 384, 2**32) == ["Flat"]
-    assert candidate_factories(1_670_000, 384, 4 * 2**30) == ["Flat", "IVF4096,SQ8"]
-    assert candidate_factories(1_670_000, 384, 2**30) == ["IVF4096,SQ8"]  # Flat (2.5 GB) does not fit 1 GB
+    assert candidate_factories(1_670_000, 384, 4 * 2**30) == ["Flat", "IVF4096,SQ8", "HNSW32,SQ8"]
+    # 1 GB: neither Flat (2.5 GB) nor HNSW32,SQ8 (1.1 GB) fits
+    assert candidate_factories(1_670_000, 384, 2**30) == ["IVF4096,SQ8"]
 
 
 @pytest.fixture(scope="module")
