@@ -34,8 +34,11 @@ def test_index_layout_and_manifest(tiny_clip_index, small_shard):
                      "videos.parquet"]
     m = json.loads((tiny_clip_index / "manifest.json").read_text())
     assert m["encoder"] == TINY_CLIP and m["dim"] == 64 and m["metric"] == "inner_product"
+    tuning = m["prompts"].pop("tuning")
     assert m["prompts"] == {"count": 12, "factory": "Flat", "index_file": "prompts.faiss",
-                            "table_file": "prompts.parquet"}
+                            "table_file": "prompts.parquet", "search": {}}
+    assert tuning["factory"] == "Flat" and tuning["recall_at_10"] == 1.0 and tuning["met"]
+    assert tuning["queries"] == "clips (36 of the shard's videos)"
     assert m["videos"]["count"] == 36 and m["videos"]["generators"] == ["ms", "pika", "vc2"]
     assert m["videos"]["frames_per_video"] == 8 and m["videos"]["frame_dim"] == 64
     assert len(m["source"]["prompts"]["sha256"]) == 64
