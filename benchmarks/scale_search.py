@@ -82,7 +82,7 @@ def main() -> None:
     truth = {kind: exact_neighbors([bank], q) for kind, q in queries.items()}
 
     factories = ["Flat"] + [f for f in candidate_factories(n, bank.shape[1], parse_size(args.budget)) if f != "Flat"]
-    factories += [f for f in args.also.split(";") if f]
+    factories = list(dict.fromkeys(factories + [f for f in args.also.split(";") if f]))  # each built once
     rows = []
     for factory in factories:
         t0 = time.perf_counter()
@@ -97,7 +97,7 @@ def main() -> None:
             default = recall_at_k(faiss_ops.search(index, q, 10)[1], truth[kind])
             tuned = sweep(index, factory, q, truth[kind], target=args.target, source=kind)
             t1 = time.perf_counter()
-            faiss_ops.search(index, q, 10, **{"nprobe": tuned.params["nprobe"]} if "nprobe" in tuned.params else {})
+            faiss_ops.search(index, q, 10, **faiss_ops.search_kwargs(tuned.params))
             qps = len(q) / (time.perf_counter() - t1)
             rows.append({"factory": factory, "queries": kind, "size_MB": round(size_mb, 1),
                          "build_s": round(build_s, 1), "recall@10_nprobe32": round(default, 3),

@@ -14,6 +14,7 @@ sideways is turned upright from its track header, as a player shows it.
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -209,8 +210,6 @@ def display_rotation(media: Media) -> int:
         width = int.from_bytes(body[matrix_at + 36:matrix_at + 40], "big")
         if width == 0:  # an audio track
             continue
-        import math
-
         return round(-math.degrees(math.atan2(b, a)) / 90) % 4 * 90  # the sign FFmpeg reports
     return 0
 

@@ -42,9 +42,9 @@ from v2p.embed.factory import create_encoder, parse_spec
 from v2p.errors import V2PError, VideoDecodeError
 from v2p.index import faiss_ops
 from v2p.index.select import candidate_factories, needs_training, parse_size, training_size
-from v2p.index.tune import TUNE_QUERIES, TuneResult, better, exact_neighbors, pick_queries, sweep
+from v2p.index.tune import TUNE_QUERIES, TuneResult, better, exact_neighbors, pick_queries, spread_rows, sweep
 from v2p.index.store import (FORMAT_VERSION, PROMPTS_INDEX, PROMPTS_TABLE, VIDEO_FRAMES, VIDEOS_INDEX,
-                             VIDEOS_TABLE, file_records, write_manifest)
+                             VIDEOS_TABLE, file_records, sha256_file, write_manifest)
 
 # (stage, advance, total): total is given once when a stage starts (advance 0), None if unknown
 ProgressFn = Callable[[str, int, int | None], None]
@@ -100,14 +100,6 @@ class BuildReport:
 def file_fingerprint(path: Path) -> dict:
     st = path.stat()
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 SAMPLE_BLOCK = 1 << 20
@@ -449,22 +441,24 @@ class IndexBuilder:
                 raise V2PError(f"{path}: tuning queries must be [n, {self.encoder.dim}], not {list(q.shape)}")
             return pick_queries(q), f"{path.name} ({min(len(q), TUNE_QUERIES)} vectors)"
         if video_chunks is not None:
-            frames = [np.load(video_chunks.path(k, ".frames.npy"), mmap_mode="r") for k in self._chunk_ids(video_chunks)]
-            total = sum(len(f) for f in frames)
-            if total:
-                rows = np.linspace(0, total - 1, min(total, TUNE_QUERIES)).astype(np.int64)
-                clips = self.encoder.pool(np.asarray(_gather(frames, rows), np.float32))
-                return np.ascontiguousarray(clips, np.float32), f"clips ({len(rows)} of the shard's videos)"
-        vectors = [np.load(prompt_chunks.path(k, ".npy"), mmap_mode="r") for k in self._chunk_ids(prompt_chunks)]
-        total = sum(len(v) for v in vectors)
-        rows = np.linspace(0, total - 1, min(total, TUNE_QUERIES)).astype(np.int64)
-        return np.asarray(_gather(vectors, rows), np.float32), f"prompts ({len(rows)} of the index's own)"
+            frames = self._sample_chunks(video_chunks, ".frames.npy")
+            if len(frames):
+                clips = self.encoder.pool(frames)
+                return np.ascontiguousarray(clips, np.float32), f"clips ({len(frames)} of the shard's videos)"
+        vectors = self._sample_chunks(prompt_chunks, ".npy")
+        return vectors, f"prompts ({len(vectors)} of the index's own)"
 
     def _video_key_queries(self, video_chunks: _Chunks) -> tuple[np.ndarray, str]:
-        keys = [np.load(video_chunks.path(k, ".npy"), mmap_mode="r") for k in self._chunk_ids(video_chunks)]
-        total = sum(len(v) for v in keys)
-        rows = np.linspace(0, total - 1, min(total, TUNE_QUERIES)).astype(np.int64)
-        return np.asarray(_gather(keys, rows), np.float32), f"videos ({len(rows)} of the index's own)"
+        keys = self._sample_chunks(video_chunks, ".npy")
+        return keys, f"videos ({len(keys)} of the index's own)"
+
+    def _sample_chunks(self, chunks: _Chunks, suffix: str) -> np.ndarray:
+        """Up to TUNE_QUERIES rows spread evenly over a chunk folder's arrays, as float32."""
+        arrays = [np.load(chunks.path(k, suffix), mmap_mode="r") for k in self._chunk_ids(chunks)]
+        total = sum(len(a) for a in arrays)
+        if total == 0:
+            return np.empty((0,), np.float32)
+        return np.asarray(_gather(arrays, spread_rows(total)), np.float32)
 
     def _assemble_frames(self, chunks: _Chunks, final: Path) -> tuple[int, int]:
         ids = self._chunk_ids(chunks)

@@ -76,6 +76,13 @@ def search_params(index: faiss.Index, nprobe: int = DEFAULT_NPROBE, ef_search: i
     return None
 
 
+def search_kwargs(params: dict) -> dict:
+    """Tuned parameters as a manifest stores them (``{"nprobe": 64}``, ``{"efSearch": 128}``)
+    -> keyword arguments of :func:`search`."""
+    names = {"nprobe": "nprobe", "efSearch": "ef_search"}
+    return {names[k]: int(v) for k, v in params.items() if k in names}
+
+
 def search(index: faiss.Index, queries: np.ndarray, k: int, *, nprobe: int = DEFAULT_NPROBE,
            ef_search: int = DEFAULT_EF_SEARCH) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) [n, k]; ids of -1 mean fewer than k results."""

@@ -38,6 +38,17 @@ PROMPTS_INDEX, PROMPTS_TABLE = "prompts.faiss", "prompts.parquet"
 VIDEOS_INDEX, VIDEOS_TABLE, VIDEO_FRAMES = "videos.faiss", "videos.parquet", "video_frames.npy"
 
 
+def read_manifest(path: Path) -> dict:
+    """The parsed manifest of an index folder; a clear error when it is missing or unreadable."""
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST}); build one with 'v2p index build'")
+    try:
+        return json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise IndexMismatchError(f"{mpath}: unreadable manifest ({exc})") from None
+
+
 @dataclass
 class IndexDir:
     path: Path
@@ -46,18 +57,12 @@ class IndexDir:
     @classmethod
     def open(cls, path: str | Path) -> IndexDir:
         path = Path(path)
-        mpath = path / MANIFEST
         if not path.exists():
             stranded = sorted(path.parent.glob(path.name + ".old-*")) if path.parent.is_dir() else []
             if stranded:
                 raise IndexMismatchError(f"{path}: no index here, but {stranded[-1]} holds the previous one (a build "
                                          f"crashed while replacing it): rename it back to {path.name}")
-        if not mpath.is_file():
-            raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST}); build one with 'v2p index build'")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise IndexMismatchError(f"{mpath}: unreadable manifest ({exc})") from None
+        manifest = read_manifest(path)
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexMismatchError(f"{path}: index format {manifest.get('format_version')} is not "
                                      f"{FORMAT_VERSION}; rebuild it with this v2p version")
@@ -108,13 +113,9 @@ class IndexDir:
     def search_kwargs(self, name: str) -> dict:
         """Keyword arguments for :func:`v2p.index.faiss_ops.search` on the ``prompts`` or ``videos``
         index: the parameters its build tuned (nprobe / efSearch), or FAISS-level defaults."""
-        params = (self.manifest.get(name) or {}).get("search") or {}
-        out = {}
-        if "nprobe" in params:
-            out["nprobe"] = int(params["nprobe"])
-        if "efSearch" in params:
-            out["ef_search"] = int(params["efSearch"])
-        return out
+        from v2p.index.faiss_ops import search_kwargs
+
+        return search_kwargs((self.manifest.get(name) or {}).get("search") or {})
 
     # -- lazy loads (each file read once per IndexDir) --------------------------------------
     @functools.cached_property
@@ -182,7 +183,7 @@ def damaged_message(path: Path, name: str, what: str) -> str:
     return f"{path / name}: damaged index file ({what}); {fix}"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -192,7 +193,7 @@ def _sha256(path: Path) -> str:
 
 def file_records(folder: Path) -> dict[str, dict]:
     """``{name: {size, sha256}}`` of every file of an index folder (the manifest excluded)."""
-    return {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
+    return {p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
 
 
@@ -220,13 +221,7 @@ def verify_index(path: str | Path, on_file: Callable[[str], None] | None = None)
     Returns one :class:`FileCheck` per file; an index built before checksums were recorded
     raises, since there is nothing to compare against."""
     path = Path(path)
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise IndexMismatchError(f"{path}: not a v2p index (no {MANIFEST})")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise IndexMismatchError(f"{mpath}: unreadable manifest ({exc})") from None
+    manifest = read_manifest(path)  # not IndexDir.open: its size check would stop at the first bad file
     files = manifest.get("files")
     if not files:
         raise IndexMismatchError(f"{path}: built before v2p recorded checksums; rebuild it to be able to verify it")
@@ -241,7 +236,7 @@ def verify_index(path: str | Path, on_file: Callable[[str], None] | None = None)
         size = f.stat().st_size
         if size != record["size"]:
             checks.append(FileCheck(name, size, record["size"], False, f"{size} bytes, expected {record['size']}"))
-        elif _sha256(f) != record["sha256"]:
+        elif sha256_file(f) != record["sha256"]:
             checks.append(FileCheck(name, size, record["size"], False, "checksum differs (same size: altered bytes)"))
         else:
             checks.append(FileCheck(name, size, record["size"], True))

@@ -88,30 +88,26 @@ def parameter_grid(index) -> list[dict]:
 
 def single_query_ms(index, queries: np.ndarray, params: dict) -> float:
     """Median milliseconds of one query per call (as ``v2p query`` searches)."""
-    from v2p.index.faiss_ops import search
+    from v2p.index.faiss_ops import search, search_kwargs
 
     q = np.ascontiguousarray(queries[:TIMED_QUERIES], dtype=np.float32)
-    search(index, q[:1], K, **_kwargs(params))  # warm the caches
+    search(index, q[:1], K, **search_kwargs(params))  # warm the caches
     times = []
     for row in q:
         t = time.perf_counter()
-        search(index, row[None], K, **_kwargs(params))
+        search(index, row[None], K, **search_kwargs(params))
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1000)
-
-
-def _kwargs(params: dict) -> dict:
-    return {{"nprobe": "nprobe", "efSearch": "ef_search"}[k]: int(v) for k, v in params.items()}
 
 
 def sweep(index, factory: str, queries: np.ndarray, truth: np.ndarray, *, target: float = TARGET_RECALL,
           source: str = "queries") -> TuneResult:
     """The cheapest setting of ``index`` whose recall@10 reaches ``target`` (else its best one)."""
-    from v2p.index.faiss_ops import search
+    from v2p.index.faiss_ops import search, search_kwargs
 
     tried, best = [], None
     for params in parameter_grid(index):
-        _, ids = search(index, queries, truth.shape[1], **_kwargs(params))
+        _, ids = search(index, queries, truth.shape[1], **search_kwargs(params))
         recall = recall_at_k(ids, truth)
         tried.append({**params, "recall_at_10": round(recall, 4)})
         if best is None or recall > best[1] + 1e-9:
@@ -136,12 +132,14 @@ def better(a: TuneResult | None, b: TuneResult) -> bool:
     return b.latency_ms < 0.9 * a.latency_ms
 
 
-def pick_queries(vectors: np.ndarray, n: int = TUNE_QUERIES, seed: int = 0) -> np.ndarray:
-    """Up to n rows, spread evenly with a seeded shuffle (the same rows every run)."""
-    if len(vectors) <= n:
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), n, replace=False))
-    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+def spread_rows(total: int, n: int = TUNE_QUERIES) -> np.ndarray:
+    """Up to n row numbers spread evenly over ``total`` rows (the same rows every run)."""
+    return np.linspace(0, total - 1, min(total, n)).astype(np.int64)
+
+
+def pick_queries(vectors: np.ndarray, n: int = TUNE_QUERIES) -> np.ndarray:
+    """Up to n rows of ``vectors``, spread evenly, as contiguous float32."""
+    return np.ascontiguousarray(vectors[spread_rows(len(vectors), n)], dtype=np.float32)
 
 
 def _all_vectors(index) -> np.ndarray:
@@ -183,13 +181,13 @@ def retune_index(path, *, target: float = TARGET_RECALL, queries_path: str | Non
             from v2p.embed.factory import create_encoder
 
             frames = d.video_frames
-            rows = np.linspace(0, len(frames) - 1, min(len(frames), TUNE_QUERIES)).astype(np.int64)
+            rows = spread_rows(len(frames))
             queries = np.ascontiguousarray(create_encoder(d.encoder_spec).pool(np.asarray(frames[rows], np.float32)),
                                            np.float32)
             source = f"clips ({len(rows)} of the shard's videos)"
         else:
-            rows = np.linspace(0, len(base) - 1, min(len(base), TUNE_QUERIES)).astype(np.int64)
-            queries, source = base[rows], f"{name} ({len(rows)} of the index's own)"
+            queries = pick_queries(base)
+            source = f"{name} ({len(queries)} of the index's own)"
         truth = exact_neighbors([base], queries)
         results[name] = sweep(index, section["factory"], queries, truth, target=target, source=source)
         section["search"], section["tuning"] = results[name].params, results[name].as_dict()
