@@ -7,14 +7,20 @@ prompt encoding (MiniLM, the text side of every encoder). A build overlaps decod
 encoding (decode threads release the GIL), so the hours assume the cores are shared by CPU
 seconds: hours = items x CPU-seconds per item / cores. N machines divide the embedding
 (shards are independent; the index assembly is not counted: minutes, see scale_search.py).
-No GPU row: none was lent to measure one, and none is guessed.
+
+GPU rows come only from measurement: ``--gpu-json`` takes the files ``gpu_encode.py`` wrote on a
+GPU box (prompts/s and v2p-tiny clips/s on its GPU, clips/s decoded on all its cores). There the
+GPU encodes while the cores decode, so a video stage runs at the slower of the two rates.
+v2p-sight gets no GPU row: its models are LiteRT CPU kernels.
 
 Usage: python benchmarks/corpus_cost.py [--clips 24] [--out bench-out]
+       [--gpu-json bench-out/gpu_encode_clips.json bench-out/gpu_encode_prompts.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -44,6 +50,23 @@ def make_clips(folder: Path, n: int, width: int, height: int) -> list[Path]:
     return paths
 
 
+def gpu_rates(files: list[Path]) -> dict:
+    """The best measured rate of each stage across gpu_encode.py's outputs of one box."""
+    best: dict[str, float] = {}
+    box = ""
+    for f in files:
+        data = json.loads(f.read_text())
+        box = f"{data['device'].replace('NVIDIA ', '')} box ({data['cores']} cores)"
+        for row in data["rows"]:
+            key = ("prompts_per_s" if row["stage"].startswith("minilm") else
+                   "clips_per_s" if row["stage"].startswith("v2p-tiny") else "decode_per_s")
+            best[key] = max(best.get(key, 0.0), row["items_per_s"])
+    missing = {"prompts_per_s", "clips_per_s", "decode_per_s"} - set(best)
+    if missing:
+        sys.exit(f"--gpu-json lacks {', '.join(sorted(missing))}: run gpu_encode.py with --stages prompts,clips")
+    return {"box": box, **best}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=24)
@@ -51,6 +74,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=576)
     ap.add_argument("--encoders", default="v2p-tiny,v2p-sight")
     ap.add_argument("--machines", default="1,10,100")
+    ap.add_argument("--gpu-json", nargs="*", default=[], help="gpu_encode.py outputs from one GPU box")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args()
     out = Path(args.out)
@@ -87,9 +111,19 @@ def main() -> None:
             r = rates[spec]
             row[f"videos_h_{spec}"] = VIDEOS * (r["decode_cpu_s"] + r["encode_cpu_s"]) / cores / machines / 3600
         rows.append({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
+    gpu = gpu_rates([Path(f) for f in args.gpu_json]) if args.gpu_json else None
+    if gpu:
+        for machines in (int(m) for m in args.machines.split(",")):
+            row = {"machines": f"{machines} x {gpu['box']}",
+                   "prompts_h": PROMPTS / gpu["prompts_per_s"] / machines / 3600}
+            for spec in args.encoders.split(","):
+                clips_per_s = min(gpu["decode_per_s"], gpu["clips_per_s"]) if spec == "v2p-tiny" else None
+                row[f"videos_h_{spec}"] = (round(VIDEOS / clips_per_s / machines / 3600, 2)
+                                           if clips_per_s else "CPU models")
+            rows.append({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()})
     print_table(rows, f"hours to embed VidProM ({PROMPTS:,} prompts, {VIDEOS:,} videos, 8 frames each, "
                       f"clips {args.width}x{args.height} 3 s)")
-    write_json(out / "corpus_cost.json", {"rates": rates, "cores": cores, "rows": rows,
+    write_json(out / "corpus_cost.json", {"rates": rates, "cores": cores, "rows": rows, "gpu": gpu,
                                           "clip": [args.width, args.height, 72]})
 
 
