@@ -9,7 +9,7 @@ STAMP := $(VENV)/.v2p-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[cpu,test,eval,web]'
+	$(BIN)/pip install -e '.[cpu,test,eval,web,distributed]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -36,6 +36,9 @@ def index_build(
     full_hash: Annotated[bool, typer.Option(help="Record full SHA-256 hashes of the sources (an extra pass over every archive) instead of sampled ones.")] = False,
     target_recall: Annotated[float, typer.Option(min=0.0, max=1.0, help="Recall@10 against exact search the chosen index and its nprobe/efSearch must reach on the tuning queries.")] = 0.95,
     tune_queries: Annotated[Path | None, typer.Option(help="A .npy [n, dim] of query vectors to tune on (default: the shard's own clips with --videos, else a sample of its prompts).")] = None,
+    engine: Annotated[str, typer.Option(help="Who embeds: local (this process) or ray (a Ray cluster; pip install 'v2p[distributed]'). Both write the same index, and either resumes the other.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join with --engine ray (default: RAY_ADDRESS, else a local Ray instance).")] = None,
+    ray_actors: Annotated[int | None, typer.Option(min=1, help="Encoder actors with --engine ray (default: one per GPU, else one per CPU).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
 ):
     """Embed a shard's unique prompts (and with --videos its videos) into FAISS indexes."""
@@ -52,9 +55,10 @@ def index_build(
                          video_chunk=video_chunk, full_hash=full_hash, target_recall=target_recall,
                          tune_queries=str(tune_queries) if tune_queries else None,
                          generators=[g.strip() for g in generators.split(",")] if generators else None)
-    from v2p.index.build import IndexBuilder
+    from v2p.index.build import make_builder
 
-    builder = IndexBuilder(open_shard(shard, video_sources), out_dir, config, resume=resume, overwrite=overwrite)
+    builder = make_builder(open_shard(shard, video_sources), out_dir, config, engine=engine, ray_address=ray_address,
+                           ray_actors=ray_actors, resume=resume, overwrite=overwrite)
     try:
         with progress_bar() as bar:
             builder.progress = StageProgress(bar)
@@ -73,7 +77,7 @@ def index_build(
         return
     out.print(f"index {report.out}: {report.prompts} prompts ({report.prompt_factory})"
               + (f", {report.videos} videos ({report.video_factory})" if config.videos else "")
-              + f" in {report.seconds:.1f}s" + (f", {report.resumed_chunks} chunks resumed" if report.resumed_chunks else ""))
+              + f" in {report.seconds:.1f}s" + (f" on {report.engine}" if report.engine != "local" else "") + (f", {report.resumed_chunks} chunks resumed" if report.resumed_chunks else ""))
     if report.skipped_outside_limit:
         out.print(f"  {report.skipped_outside_limit} videos belong to prompts beyond --limit and were not indexed")
     if report.bad["total"]:

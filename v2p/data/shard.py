@@ -8,13 +8,13 @@ VidProM is laid out (``VidProM_unique.csv`` beside ``pika_videos/pika_videos_1.t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from v2p.data.bad_records import BadRecords
 from v2p.data.prompts import is_prompts_file, read_prompts
-from v2p.data.videos import VideoRef, VideoSource, discover_video_sources
+from v2p.data.videos import ByteRange, VideoRef, VideoSource, discover_video_sources
 from v2p.errors import BadInputError
 
 PREFERRED_PROMPT_FILES = ("prompts.csv", "prompts.parquet", "VidProM_unique.csv")
@@ -30,9 +30,9 @@ class Shard:
             yield ref
 
     def video_entries(self, bad: BadRecords, generators: Iterable[str] | None = None
-                      ) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
-        """Each video with a function that reads its bytes when called: a caller that skips a
-        video (a finished chunk on resume) never reads it. Call the reader before advancing."""
+                      ) -> Iterator[tuple[VideoRef, ByteRange]]:
+        """Each video with the byte range that holds it; calling the range reads the bytes, so a
+        caller that skips a video (a finished chunk on resume) never reads it."""
         wanted = set(generators) if generators else None
         seen: set[tuple[str, str]] = set()  # one video per (generator, uuid) across all sources
         for source in self.video_sources:

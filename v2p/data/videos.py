@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -62,6 +62,26 @@ def parse_member_name(name: str) -> tuple[str, str] | None:
 
 def is_video_name(name: str) -> bool:
     return name.lower().endswith(VIDEO_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Where a video's encoded bytes lie: ``size`` bytes at ``offset`` of a file (a loose clip, or
+    a member inside an uncompressed tar). Calling it reads them. It is plain data, so it travels
+    to other processes or machines (the Ray build), which read the bytes themselves from a path
+    they share (local copy, NFS, a mounted bucket) instead of receiving them from the driver."""
+
+    path: str
+    offset: int
+    size: int
+
+    def __call__(self) -> bytes:
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(self.size)
+        if len(data) != self.size:
+            raise OSError(f"{self.path}: {self.size} bytes expected at offset {self.offset}, {len(data)} read")
+        return data
 
 
 @dataclass
@@ -116,8 +136,8 @@ class VideoSource:
             return None
 
     def entries(self, bad: BadRecords, seen: set[tuple[str, str]] | None = None
-                ) -> Iterator[tuple[VideoRef, Callable[[], bytes]]]:
-        """Each well-named video with a function that reads its bytes (archive open meanwhile).
+                ) -> Iterator[tuple[VideoRef, ByteRange]]:
+        """Each well-named video with the byte range that holds it (call it to read the bytes).
 
         A second video of the same generator and uuid (a member repeated in an archive, or the
         same clip in two sources sharing ``seen``) is a bad record, never indexed twice."""
@@ -136,16 +156,23 @@ class VideoSource:
             for rel in self._folder_files():
                 ref = self._ref(rel, bad)
                 if ref is not None and first_time(ref):
-                    yield ref, (self.path / rel).read_bytes
+                    path = (self.path / rel).resolve()
+                    yield ref, ByteRange(str(path), 0, path.stat().st_size)
             return
         tf = self._open_archive(bad)
         if tf is None:
             return
+        archive = str(self.path.resolve())
         with tf:
             for info in self._archive_members(tf, bad):
                 ref = self._ref(info.name, bad)
-                if ref is not None and first_time(ref):
-                    yield ref, lambda info=info: tf.extractfile(info).read()
+                if ref is None or not first_time(ref):
+                    continue
+                if info.issparse():  # its data is not one contiguous range; clips are never stored so
+                    bad.add(str(self.path), f"member {info.name}", "sparse_member",
+                            "a sparse tar member cannot be read as one byte range; re-create the archive")
+                    continue
+                yield ref, ByteRange(archive, info.offset_data, info.size)
 
     def refs(self, bad: BadRecords) -> Iterator[VideoRef]:
         """List videos without reading their bytes."""

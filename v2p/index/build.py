@@ -90,6 +90,7 @@ class BuildReport:
     bad: dict
     seconds: float
     reader: dict = field(default_factory=dict)
+    engine: str = "local"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -188,6 +189,8 @@ class IndexBuilder:
         self.outside_limit = 0
         self.reader_stats: dict = {}
 
+    engine = "local"  # what embeds: this process (a Ray build says how many actors on what)
+
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
@@ -259,20 +262,33 @@ class IndexBuilder:
     def embed_prompts(self, uuid_map: dict[str, str]) -> _Chunks:
         chunks = _Chunks(self.work / "prompts")
         self.progress("embedding prompts", 0, self.config.limit)
-        for k, table in enumerate(self._rechunk(self._prompt_rows(uuid_map), self.config.prompt_chunk)):
-            if chunks.done(k) is not None:
-                self.resumed_chunks += 1
+        for k, table, finished in self._prompt_chunks(chunks, uuid_map):
+            if finished:
                 self.progress("embedding prompts", table.num_rows, None)
                 continue
             vectors = self.encoder.encode_text(
                 table.column("prompt").to_pylist(), batch_size=self.config.text_batch,
                 on_progress=lambda n: self.progress("embedding prompts", n, None))
-            _save_npy(chunks.path(k, ".npy"), vectors)
-            _save_parquet(chunks.path(k, ".parquet"), table)
-            _maybe_crash("prompts", k, "arrays")
-            chunks.mark_done(k, {"rows": table.num_rows})
-            _maybe_crash("prompts", k)
+            self._write_prompt_chunk(chunks, k, table, vectors)
         return chunks
+
+    def _prompt_chunks(self, chunks: _Chunks, uuid_map: dict[str, str]) -> Iterator[tuple[int, pa.Table, bool]]:
+        """(k, rows, finished) per chunk of ``prompt_chunk`` unique prompts; finished ones are
+        counted as resumed here, so an engine only embeds the others."""
+        for k, table in enumerate(self._rechunk(self._prompt_rows(uuid_map), self.config.prompt_chunk)):
+            finished = chunks.done(k) is not None
+            if finished:
+                self.resumed_chunks += 1
+            yield k, table, finished
+
+    @staticmethod
+    def _write_prompt_chunk(chunks: _Chunks, k: int, table: pa.Table, vectors: np.ndarray) -> None:
+        """A chunk's arrays and rows under temporary names, renamed, then marked done."""
+        _save_npy(chunks.path(k, ".npy"), vectors)
+        _save_parquet(chunks.path(k, ".parquet"), table)
+        _maybe_crash("prompts", k, "arrays")
+        chunks.mark_done(k, {"rows": table.num_rows})
+        _maybe_crash("prompts", k)
 
     # -- stage 2: videos -------------------------------------------------------------------
     def _decode(self, item: tuple) -> tuple:
@@ -284,16 +300,66 @@ class IndexBuilder:
             return ref, None, exc
 
     def _video_chunks(self, chunks: _Chunks) -> Iterator[tuple[int, list[tuple], bool]]:
-        """(k, [(ref, bytes or None)], finished) per chunk of ``video_chunk`` videos. A finished
-        chunk's members are listed by reference only: a resume never reads their bytes again."""
+        """(k, [(ref, byte range)], finished) per chunk of ``video_chunk`` videos. A finished
+        chunk is taken over from the record it left (bad records, videos outside --limit), so an
+        engine only embeds the others, and a resume never reads their bytes again."""
         entries = self.shard.video_entries(self.bad, self.config.generators)
         for k in itertools.count():
-            finished = chunks.done(k) is not None
-            items = [(ref, None if finished else read()) for ref, read in
-                     itertools.islice(entries, self.config.video_chunk)]
+            items = list(itertools.islice(entries, self.config.video_chunk))
             if not items:
                 return
-            yield k, items, finished
+            record = chunks.done(k)
+            if record is not None:
+                self.resumed_chunks += 1
+                for reason, n in record["bad"].items():
+                    self.bad.counts[reason] += n
+                self.outside_limit += record["outside_limit"]
+            yield k, items, record is not None
+
+    def _sort_video_chunk(self, items: list, uuid_map: dict[str, str], indexed: set[str]
+                          ) -> tuple[list[tuple], Counter, int]:
+        """A chunk's videos to embed as (ref, byte range, prompt_id); an unknown uuid is a bad
+        record, a video whose prompt is beyond --limit is counted, not embedded."""
+        bad: Counter = Counter()
+        outside = 0
+        wanted = []
+        for ref, source in items:
+            pid = uuid_map.get(ref.uuid)
+            if pid is None:
+                self.bad.add(ref.container, f"member {ref.member}", "unknown_uuid",
+                             f"uuid {ref.uuid} is not in {self.shard.prompts_path.name}")
+                bad["unknown_uuid"] += 1
+            elif pid not in indexed:
+                outside += 1  # its prompt is beyond --limit: not bad, just not in this index
+            else:
+                wanted.append((ref, source, pid))
+        return wanted, bad, outside
+
+    def _undecodable(self, ref, reason: str, bad: Counter) -> None:
+        self.bad.add(ref.container, f"member {ref.member}", "undecodable_video", reason)
+        bad["undecodable_video"] += 1
+
+    @staticmethod
+    def _video_row(ref, pid: str) -> dict:
+        return {"uuid": ref.uuid, "generator": ref.generator, "prompt_id": pid, "member": ref.member,
+                "container": ref.container}
+
+    def _write_video_chunk(self, chunks: _Chunks, k: int, n_items: int, rows: list[dict],
+                           frames: np.ndarray | None, pooled: np.ndarray | None, bad: Counter, outside: int) -> None:
+        """A chunk's per-frame vectors, pooled keys and rows, then its done record."""
+        if frames is None:
+            frames = np.empty((0, self.config.num_frames, self.encoder.frame_dim), np.float32)
+            pooled = np.empty((0, self.encoder.video_key_dim), np.float32)
+        _save_npy(chunks.path(k, ".frames.npy"), frames.astype(np.float16))
+        _save_npy(chunks.path(k, ".npy"), pooled)
+        table = pa.Table.from_pylist(rows, schema=pa.schema([(n, pa.string()) for n in
+                                                             ("uuid", "generator", "prompt_id", "member", "container")]))
+        _save_parquet(chunks.path(k, ".parquet"), table)
+        _maybe_crash("videos", k, "arrays")
+        chunks.mark_done(k, {"rows": len(rows), "bad": dict(bad), "outside_limit": outside})
+        self.outside_limit += outside
+        self.progress("embedding videos", n_items, None)
+        _maybe_crash("videos", k)
 
     def _count_videos(self) -> int:
         """Videos to go through, for a progress total: a pass over names only (tar headers), its
@@ -311,11 +377,6 @@ class IndexBuilder:
         with ThreadPoolExecutor(max_workers=available_cpus()) as pool:
             for k, items, finished in self._video_chunks(chunks):
                 if finished:
-                    record = chunks.done(k)
-                    self.resumed_chunks += 1
-                    for reason, n in record["bad"].items():
-                        self.bad.counts[reason] += n
-                    self.outside_limit += record["outside_limit"]
                     self.progress("embedding videos", len(items), None)
                     continue
                 started = self._start_video_chunk(k, items, uuid_map, indexed, pool)
@@ -328,21 +389,10 @@ class IndexBuilder:
 
     def _start_video_chunk(self, k: int, items: list, uuid_map: dict[str, str], indexed: set[str],
                            pool: ThreadPoolExecutor) -> tuple:
-        """Sort a chunk's videos (unknown uuid, beyond --limit, wanted) and submit the decodes."""
-        bad: Counter = Counter()
-        outside = 0
-        wanted = []
-        for ref, data in items:
-            pid = uuid_map.get(ref.uuid)
-            if pid is None:
-                self.bad.add(ref.container, f"member {ref.member}", "unknown_uuid",
-                             f"uuid {ref.uuid} is not in {self.shard.prompts_path.name}")
-                bad["unknown_uuid"] += 1
-            elif pid not in indexed:
-                outside += 1  # its prompt is beyond --limit: not bad, just not in this index
-            else:
-                wanted.append((pool.submit(self._decode, (ref, data)), pid))
-        return k, len(items), wanted, bad, outside
+        """Sort a chunk's videos and submit the decodes (bytes read here, in order)."""
+        wanted, bad, outside = self._sort_video_chunk(items, uuid_map, indexed)
+        futures = [(pool.submit(self._decode, (ref, source())), pid) for ref, source, pid in wanted]
+        return k, len(items), futures, bad, outside
 
     def _finish_video_chunk(self, chunks: _Chunks, k: int, n_items: int, wanted: list, bad: Counter,
                             outside: int) -> None:
@@ -350,28 +400,15 @@ class IndexBuilder:
         for future, pid in wanted:
             ref, clip, error = future.result()
             if error is not None:
-                self.bad.add(ref.container, f"member {ref.member}", "undecodable_video", error.reason)
-                bad["undecodable_video"] += 1
+                self._undecodable(ref, error.reason, bad)
                 continue
-            rows.append({"uuid": ref.uuid, "generator": ref.generator, "prompt_id": pid, "member": ref.member,
-                         "container": ref.container})
+            rows.append(self._video_row(ref, pid))
             clips.append(clip)
+        frames = pooled = None
         if clips:
             frames = self.encoder.encode_frames(clips)
             pooled = self.encoder.video_keys(frames)
-        else:
-            frames = np.empty((0, self.config.num_frames, self.encoder.frame_dim), np.float32)
-            pooled = np.empty((0, self.encoder.video_key_dim), np.float32)
-        _save_npy(chunks.path(k, ".frames.npy"), frames.astype(np.float16))
-        _save_npy(chunks.path(k, ".npy"), pooled)
-        table = pa.Table.from_pylist(rows, schema=pa.schema([(n, pa.string()) for n in
-                                                             ("uuid", "generator", "prompt_id", "member", "container")]))
-        _save_parquet(chunks.path(k, ".parquet"), table)
-        _maybe_crash("videos", k, "arrays")
-        chunks.mark_done(k, {"rows": len(rows), "bad": dict(bad), "outside_limit": outside})
-        self.outside_limit += outside
-        self.progress("embedding videos", n_items, None)
-        _maybe_crash("videos", k)
+        self._write_video_chunk(chunks, k, n_items, rows, frames, pooled, bad, outside)
 
     # -- stage 3: assemble -----------------------------------------------------------------
     def _chunk_ids(self, chunks: _Chunks) -> list[int]:
@@ -545,7 +582,7 @@ class IndexBuilder:
                        "video_sources": [{**file_fingerprint(s.path), "sha256": self._hash(s.path)}
                                          if s.path.is_file() else file_fingerprint(s.path)
                                          for s in self.shard.video_sources] if self.config.videos else []},
-            "build": {"strip_flags": self.config.strip_flags, "limit": self.config.limit,
+            "build": {"engine": self.engine, "strip_flags": self.config.strip_flags, "limit": self.config.limit,
                       "memory_budget": self.config.memory_budget, "skip_bad": self.config.skip_bad,
                       "bad_records": self.bad.summary()["by_reason"], "skipped_outside_limit": self.outside_limit},
         }
@@ -554,7 +591,8 @@ class IndexBuilder:
         _maybe_crash("publish", 0)
         self._publish(final)
         return BuildReport(self.out, n_prompts, n_videos, prompt_factory, video_factory, self.resumed_chunks,
-                           self.outside_limit, self.bad.summary(), time.perf_counter() - t0, self.reader_stats)
+                           self.outside_limit, self.bad.summary(), time.perf_counter() - t0, self.reader_stats,
+                           self.engine)
 
     def _hash(self, path: Path) -> str:
         return sha256_file(path) if self.config.full_hash else sampled_sha256(path)
@@ -624,6 +662,24 @@ def _first_difference(previous: dict | None, current: dict) -> str:
     return "unknown"
 
 
+ENGINES = ("local", "ray")
+
+
+def make_builder(shard: Shard, out: str | Path, config: BuildConfig, *, engine: str = "local",
+                 ray_address: str | None = None, ray_actors: int | None = None, **kwargs) -> IndexBuilder:
+    """The builder of an engine: ``local`` (this process) or ``ray`` (a Ray cluster embeds; see
+    :mod:`v2p.index.ray_build`). Both write the same chunks and the same index."""
+    if engine == "local":
+        if ray_address or ray_actors:
+            raise V2PError("--ray-address and --ray-actors need --engine ray")
+        return IndexBuilder(shard, out, config, **kwargs)
+    if engine == "ray":
+        from v2p.index.ray_build import RayIndexBuilder
+
+        return RayIndexBuilder(shard, out, config, ray_address=ray_address, ray_actors=ray_actors, **kwargs)
+    raise V2PError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
 def build_index(shard: Shard, out: str | Path, config: BuildConfig, **kwargs) -> BuildReport:
-    """Build an index directory (see :class:`IndexBuilder`); the API behind ``v2p index build``."""
-    return IndexBuilder(shard, out, config, **kwargs).run()
+    """Build an index directory (see :func:`make_builder` for ``engine=``); the API behind ``v2p index build``."""
+    return make_builder(shard, out, config, **kwargs).run()
