@@ -203,7 +203,7 @@ class RayIndexBuilder(IndexBuilder):
         plan = self.plan
         return f"ray ({plan.actors} {plan.device} actors)" if plan else "ray"
 
-    def _actor_args(self, batch: int) -> dict:
+    def _actor_args(self, batch: int, blocks: int) -> dict:
         """map_batches arguments of an encoder actor pool: one model per actor, a GPU each when
         the cluster has GPUs (then decoding stays in CPU tasks), else a CPU each."""
         import ray.data
@@ -212,7 +212,7 @@ class RayIndexBuilder(IndexBuilder):
         resources = {"num_gpus": plan.gpus_per_actor} if plan.gpus_per_actor else {"num_cpus": 1}
         return {"fn_constructor_kwargs": {"spec": self.config.encoder, "device": plan.device,
                                           "fingerprint": self.encoder.fingerprint, "threads": 1},
-                "batch_size": batch, "compute": ray.data.ActorPoolStrategy(size=plan.actors),
+                "batch_size": batch, "compute": ray.data.ActorPoolStrategy(size=max(1, min(plan.actors, blocks))),
                 "batch_format": "numpy", **resources}
 
     def _stream(self, ds, expected: dict[int, int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -242,11 +242,11 @@ class RayIndexBuilder(IndexBuilder):
                 todo[k] = table
         if not todo:
             return chunks
+        step = self.plan.text_batch  # one block per batch, so every actor gets work
         inputs = [pa.table({"chunk": pa.array(np.full(t.num_rows, k, np.int64)),
                             "pos": pa.array(np.arange(t.num_rows, dtype=np.int64)), "prompt": t.column("prompt")})
-                  for k, t in todo.items()]
-        ds = ray.data.from_arrow(inputs).map_batches(TextEncoderActor,
-                                                     **self._actor_args(self.plan.text_batch))
+                  .slice(start, step) for k, t in todo.items() for start in range(0, t.num_rows, step)]
+        ds = ray.data.from_arrow(inputs).map_batches(TextEncoderActor, **self._actor_args(step, len(inputs)))
         for k, result in self._stream(ds, {k: t.num_rows for k, t in todo.items()}):
             self._write_prompt_chunk(chunks, k, todo.pop(k), np.asarray(result["vector"], np.float32))
             self.progress("embedding prompts", len(result["pos"]), None)
@@ -279,7 +279,7 @@ class RayIndexBuilder(IndexBuilder):
               .map_batches(decode_batch, fn_kwargs={"num_frames": self.config.num_frames,
                                                     "short_side": self.encoder.frame_short_side},
                            batch_size=plan.clip_batch, num_cpus=1, batch_format="numpy")
-              .map_batches(ClipEncoderActor, **self._actor_args(plan.clip_batch)))
+              .map_batches(ClipEncoderActor, **self._actor_args(plan.clip_batch, blocks)))
         for k, result in self._stream(ds, {k: len(p[1]) for k, p in pending.items()}):
             n_items, wanted, bad, outside = pending.pop(k)
             keep = []
