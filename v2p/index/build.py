@@ -293,11 +293,8 @@ class IndexBuilder:
     # -- stage 2: videos -------------------------------------------------------------------
     def _decode(self, item: tuple) -> tuple:
         ref, data = item
-        try:
-            return ref, sample_frames(data, self.config.num_frames, name=str(ref),
-                                      short_side=self.encoder.frame_short_side), None
-        except VideoDecodeError as exc:
-            return ref, None, exc
+        clip, reason = decode_clip(data, self.config.num_frames, str(ref), self.encoder.frame_short_side)
+        return ref, clip, reason
 
     def _video_chunks(self, chunks: _Chunks) -> Iterator[tuple[int, list[tuple], bool]]:
         """(k, [(ref, byte range)], finished) per chunk of ``video_chunk`` videos. A finished
@@ -398,9 +395,9 @@ class IndexBuilder:
                             outside: int) -> None:
         rows, clips = [], []
         for future, pid in wanted:
-            ref, clip, error = future.result()
-            if error is not None:
-                self._undecodable(ref, error.reason, bad)
+            ref, clip, reason = future.result()
+            if reason is not None:
+                self._undecodable(ref, reason, bad)
                 continue
             rows.append(self._video_row(ref, pid))
             clips.append(clip)
@@ -616,6 +613,15 @@ class IndexBuilder:
         else:
             os.replace(final, self.out)
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def decode_clip(data: bytes, num_frames: int, name: str, short_side: int | None) -> tuple[np.ndarray | None, str | None]:
+    """(frames, None), or (None, why) for a clip that cannot be decoded: a bad record, not a crash.
+    Both engines decode through here (the Ray build on its workers)."""
+    try:
+        return sample_frames(data, num_frames, name=name, short_side=short_side), None
+    except VideoDecodeError as exc:
+        return None, exc.reason
 
 
 def _disk_full(exc: OSError) -> bool:

@@ -58,26 +58,19 @@ def plan_for(resources: dict[str, float], actors: int | None = None) -> RayPlan:
 def decode_batch(batch: dict[str, np.ndarray], num_frames: int, short_side: int | None) -> dict[str, np.ndarray]:
     """Read each clip's bytes from its byte range and sample its frames. A clip that fails keeps
     its row with the reason, so the driver records it as the single-process build would."""
-    from v2p.data.frames import sample_frames
     from v2p.data.videos import ByteRange
-    from v2p.errors import VideoDecodeError
+    from v2p.index.build import decode_clip
 
     frames, shapes, errors = [], [], []
     for path, offset, size, name in zip(batch["path"], batch["offset"], batch["size"], batch["name"]):
         try:
-            clip = sample_frames(ByteRange(str(path), int(offset), int(size))(), num_frames, name=str(name),
-                                 short_side=short_side)
-            frames.append(np.ascontiguousarray(clip).tobytes())
-            shapes.append(clip.shape)
-            errors.append("")
-        except VideoDecodeError as exc:
-            frames.append(b"")
-            shapes.append(NO_FRAMES)
-            errors.append(exc.reason)
+            clip, reason = decode_clip(ByteRange(str(path), int(offset), int(size))(), num_frames, str(name),
+                                       short_side)
         except OSError as exc:  # the byte range is unreadable from this worker
-            frames.append(b"")
-            shapes.append(NO_FRAMES)
-            errors.append(f"cannot read the clip on this worker: {exc}")
+            clip, reason = None, f"cannot read the clip on this worker: {exc}"
+        frames.append(b"" if clip is None else np.ascontiguousarray(clip).tobytes())
+        shapes.append(NO_FRAMES if clip is None else clip.shape)
+        errors.append(reason or "")
     return {"chunk": batch["chunk"], "pos": batch["pos"], "frames": np.array(frames, dtype=object),
             "shape": np.array(shapes, dtype=np.int64).reshape(-1, 4), "error": np.array(errors, dtype=object)}
 
@@ -86,8 +79,8 @@ class _EncoderActor:
     """Loads the encoder once per actor and checks it is the driver's model (same fingerprint):
     nodes with other weights would otherwise mix two models' vectors in one index."""
 
-    def __init__(self, spec: str, device: str, fingerprint: str, threads: int):
-        os.environ.setdefault("V2P_THREADS", str(threads))
+    def __init__(self, spec: str, device: str, fingerprint: str):
+        os.environ.setdefault("V2P_THREADS", "1")  # one CPU per actor: torch and FAISS threads to match
         from v2p.embed.factory import create_encoder
 
         self.encoder = create_encoder(spec, device)
@@ -211,7 +204,7 @@ class RayIndexBuilder(IndexBuilder):
         plan = self.plan
         resources = {"num_gpus": plan.gpus_per_actor} if plan.gpus_per_actor else {"num_cpus": 1}
         return {"fn_constructor_kwargs": {"spec": self.config.encoder, "device": plan.device,
-                                          "fingerprint": self.encoder.fingerprint, "threads": 1},
+                                          "fingerprint": self.encoder.fingerprint},
                 "batch_size": batch, "compute": ray.data.ActorPoolStrategy(size=max(1, min(plan.actors, blocks))),
                 "batch_format": "numpy", **resources}
 
