@@ -22,6 +22,17 @@ from v2p.errors import EncoderSpecError
 ProgressFn = Callable[[int], None]
 
 
+def cuda_may_be_present() -> bool:
+    """Whether a CUDA device could be there, known without importing torch (2.4 s here): the
+    NVIDIA driver's /proc entry or device node. False is certain; True means ask torch."""
+    import os
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    gpus = "/proc/driver/nvidia/gpus"
+    return (os.path.isdir(gpus) and bool(os.listdir(gpus))) or os.path.exists("/dev/nvidia0")
+
+
 def pick_device(device: str | None = None) -> str:
     """``cuda`` when a CUDA device is visible, else ``cpu`` (torch given the CPUs this process
     may use: affinity and cgroup quota, or ``V2P_THREADS``)."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from v2p.embed.base import Encoder, pick_device
+from v2p.embed.base import Encoder, cuda_may_be_present, pick_device
 from v2p.errors import EncoderSpecError
 
 DEFAULT_ENCODER = "v2p-sight"  # measured best on real images and clips (README, "Measured")
@@ -110,7 +110,8 @@ def _load_sight(spec: EncoderSpec, device: str) -> Encoder:
 
 
 def _load_tower(spec: EncoderSpec, device: str) -> Encoder:
-    from v2p.embed.tower import TowerEncoder, tower_folder
+    from v2p.embed.tower_config import tower_folder
+    from v2p.embed.tower_encoder import TowerEncoder
 
     folder, canonical = tower_folder(spec.model)
     return TowerEncoder(folder, canonical, device, sub_encoder=lambda s: create_encoder(s, device))
@@ -120,12 +121,17 @@ LOADERS: dict[str, Callable[[EncoderSpec, str], Encoder]] = {
     "minilm": _load_minilm, "clip": _load_clip, "sight": _load_sight, "v2p": _load_tower,
 }
 CPU_ONLY_KINDS = {"sight"}  # no device to choose: resolving one would import torch for nothing
+NUMPY_ON_CPU_KINDS = {"v2p"}  # towers run in numpy on a CPU: with no GPU about, torch is never imported
 
 
 def create_encoder(spec: str, device: str | None = None) -> Encoder:
     """Build (once per process and device) the encoder a spec names."""
     parsed = parse_spec(spec)
-    resolved = "cpu" if parsed.kind in CPU_ONLY_KINDS else pick_device(device)
+    if parsed.kind in CPU_ONLY_KINDS or (parsed.kind in NUMPY_ON_CPU_KINDS and device in (None, "cpu")
+                                         and (device == "cpu" or not cuda_may_be_present())):
+        resolved = "cpu"
+    else:
+        resolved = pick_device(device)
     return _create(parsed.canonical, resolved)
 
 

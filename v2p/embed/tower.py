@@ -14,10 +14,7 @@ encoder spec is ``v2p:<folder>``; ``v2p-tiny`` is the one shipped inside the pac
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,37 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2p.embed.base import Encoder, ProgressFn, pick_device
+from v2p.embed.tower_config import FRAME_MEAN, FRAME_STD, PACKAGED_MODELS, TINY_CNN, TowerConfig, tower_folder
 from v2p.errors import EncoderSpecError
 
-TINY_CNN = "tiny-cnn"
-PACKAGED_MODELS = Path(__file__).resolve().parent.parent / "models"
-FRAME_MEAN, FRAME_STD = 0.45, 0.25
+__all__ = ["FRAME_MEAN", "FRAME_STD", "PACKAGED_MODELS", "TINY_CNN", "TowerConfig", "tower_folder", "VideoTower",
+           "FrameCNN", "MeanHead", "TemporalHead", "frames_to_pixels", "normalise_pixels", "save_tower", "load_tower"]
 
-
-@dataclass
-class TowerConfig:
-    text_encoder: str = "minilm"
-    text_dim: int = 384
-    frame_encoder: str = TINY_CNN  # or a CLIP spec (frozen; frames come from an index cache)
-    frame_dim: int = 128
-    image_size: int = 64
-    cnn_width: int = 32
-    head: str = "temporal"  # or "mean"
-    head_width: int = 128
-    head_layers: int = 2
-    head_heads: int = 4
-    num_frames: int = 8
-    frame_differences: bool = True  # temporal head tokens carry frame-to-frame change (see TemporalHead)
-
-    def save(self, folder: Path) -> None:
-        (folder / "config.json").write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, folder: Path) -> TowerConfig:
-        values = json.loads((folder / "config.json").read_text())
-        values.setdefault("frame_differences", False)  # towers saved before the option existed
-        return cls(**values)
 
 
 class FrameCNN(nn.Module):
@@ -170,76 +142,3 @@ def load_tower(folder: Path, device: str = "cpu") -> VideoTower:
         raise EncoderSpecError(f"{folder}: weights do not match the config (missing {missing[:3]}, "
                                f"unexpected {unexpected[:3]})")
     return model.to(device).eval()
-
-
-class TowerEncoder(Encoder):
-    """A trained tower as an :class:`Encoder`: videos through the tower, text through its text encoder."""
-
-    def __init__(self, folder: Path, spec: str, device: str | None = None, *,
-                 sub_encoder: Callable[[str], Encoder]):
-        """``sub_encoder(spec)`` builds the text encoder (and a frozen frame backbone) the tower
-        was trained on: the factory passes its own cached builder, so this module never imports it."""
-        self.device = pick_device(device)
-        self.model = load_tower(folder, self.device)
-        self.cfg = self.model.cfg
-        self.spec = spec
-        self.fingerprint = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
-        self.dim = self.cfg.text_dim
-        self.frame_dim = self.cfg.frame_dim
-        self.num_frames = self.cfg.num_frames
-        self.poolings = (self.cfg.head,)
-        self._sub_encoder = sub_encoder
-        self._text: Encoder | None = None  # built on first text encode: a clip query never needs it
-        self.frames_backbone = None if self.model.frame_encoder is not None else sub_encoder(self.cfg.frame_encoder)
-        # frames only need the size the frame encoder reads (tiny-cnn: the whole frame at image_size)
-        self.frame_short_side = (self.cfg.image_size if self.frames_backbone is None
-                                 else self.frames_backbone.frame_short_side)
-
-    @property
-    def text(self) -> Encoder:
-        """The frozen text encoder the tower was trained into."""
-        if self._text is None:
-            self._text = self._sub_encoder(self.cfg.text_encoder)
-        return self._text
-
-    def encode_text(self, texts: Sequence[str], *, batch_size: int | None = None,
-                    on_progress: ProgressFn | None = None) -> np.ndarray:
-        return self.text.encode_text(texts, batch_size=batch_size, on_progress=on_progress)
-
-    @torch.inference_mode()
-    def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
-        if self.frames_backbone is not None:
-            return self.frames_backbone.encode_frames(clips, batch_size=batch_size)
-        out = []
-        for start in range(0, len(clips), batch_size):
-            pixels = frames_to_pixels(clips[start:start + batch_size], self.cfg.image_size).to(self.device)
-            out.append(self.model.encode_frames(pixels).float().cpu().numpy())
-        if not out:
-            return np.empty((0, self.num_frames, self.frame_dim), np.float32)
-        return np.concatenate(out)
-
-    @torch.inference_mode()
-    def pool(self, frame_vectors: np.ndarray, pooling: str | None = None) -> np.ndarray:
-        self.check_pooling(pooling)
-        x = torch.from_numpy(np.asarray(frame_vectors, dtype=np.float32)).to(self.device)
-        return self.model.pool(x).float().cpu().numpy()
-
-    @torch.inference_mode()
-    def frames_in_text_space(self, frame_vectors: np.ndarray) -> np.ndarray:
-        """The head applied to every frame as a one-frame clip: what each moment looks like in text space."""
-        x = torch.from_numpy(np.asarray(frame_vectors, dtype=np.float32)).to(self.device)
-        n, t, f = x.shape
-        return self.model.pool(x.reshape(n * t, 1, f)).reshape(n, t, -1).float().cpu().numpy()
-
-
-def tower_folder(name: str) -> tuple[Path, str]:
-    """(folder, canonical spec) of ``v2p-tiny`` (shipped in the package) or a ``v2p train`` folder."""
-    if name == "v2p-tiny":
-        folder = PACKAGED_MODELS / "v2p-tiny"
-        if not (folder / "model.safetensors").is_file():
-            raise EncoderSpecError(f"the packaged v2p-tiny model is missing at {folder}; reinstall v2p")
-        return folder, "v2p-tiny"
-    folder = Path(name).expanduser().resolve()
-    if not folder.is_dir():
-        raise EncoderSpecError(f"v2p:{name}: no such model folder (train one with 'v2p train')")
-    return folder, f"v2p:{folder}"

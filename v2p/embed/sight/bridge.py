@@ -44,7 +44,8 @@ class BridgeConfig:
     segment_min_area: float = 0.01  # a PASCAL class covering less of the frame is ignored
     segment_full_area: float = 0.05  # ... and one covering this much counts fully
     crops: int = 3  # square crops per frame for the classifier (1 = centre only)
-    segment_every: int = 4  # run the segmenter on every n-th frame (38 ms a frame, 7x the classifier)
+    segment_every: int = 8  # segment every n-th frame (an 8-frame clip: its first); 7x a classifier call
+    spread_crops: bool = True  # in a clip, frame j classifies crop j mod crops alone (a still: every crop)
 
     @classmethod
     def load(cls, folder: Path = MODEL_DIR) -> BridgeConfig:
