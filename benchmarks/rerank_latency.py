@@ -1,8 +1,10 @@
 """What --rerank and --splice add per query on CPU, K = 50 candidates, model loading excluded.
 
 Clips are decoded and encoded once beforehand (the same for every mode); then, one query at a
-time: plain search; search + rerank (all terms on, bank LM included); search + rerank + splice.
-Target (issue 5): rerank + splice together add under 300 ms per query.
+time: plain search; search + rerank (all terms on, bank LM included); search + rerank + splice;
+and, when the index has one (`v2p rerank train`; benchmarks/rerank_eval.py trains it), the
+learned cross-encoder alone. Targets: rerank + splice together add under 300 ms per query
+(issue 5); the cross-encoder at most 50 ms for K = 50 (issue 14).
 Usage: python benchmarks/rerank_latency.py [--queries 50] [--out bench-out]
 """
 
@@ -21,7 +23,8 @@ from _common import heldout_index, heldout_world, print_table, write_json  # noq
 from v2p.data.shard import open_shard  # noqa: E402
 from v2p.eval.runner import load_queries  # noqa: E402
 from v2p.rerank.lm import load_fluency_model  # noqa: E402
-from v2p.rerank.reranker import DEFAULT_K, Reranker, RerankWeights  # noqa: E402
+from v2p.rerank.cross import load_cross_reranker  # noqa: E402
+from v2p.rerank.reranker import CROSS_TUNED, DEFAULT_K, Reranker, RerankWeights  # noqa: E402
 from v2p.rerank.splice import splice_prompt  # noqa: E402
 from v2p.retrieval.search import Retriever  # noqa: E402
 
@@ -42,7 +45,11 @@ def main() -> None:
     frames = enc.encode_frames(retriever.load_clips([q.data for q in queries]))
     pooled, frame_text = enc.pool(frames), enc.frames_in_text_space(frames)
     reranker.metric_encoder  # load once, outside the timings
+    cross_model = load_cross_reranker(index, retriever.index.encoder_spec, enc.fingerprint)
+    cross = Reranker(retriever, CROSS_TUNED, cross=cross_model) if cross_model is not None else None
     times = {"plain search": [], "rerank (added)": [], "splice (added)": []}
+    if cross is not None:
+        times["cross-encoder rerank (added)"] = []
     for i in range(len(queries)):
         t0 = time.perf_counter()
         cands = retriever.search(pooled[i:i + 1], top=DEFAULT_K, pool_size=DEFAULT_K)[0]
@@ -51,6 +58,10 @@ def main() -> None:
         t2 = time.perf_counter()
         splice_prompt(pooled[i], ranked, enc, fluency=reranker.fluency)
         t3 = time.perf_counter()
+        if cross is not None:
+            t4 = time.perf_counter()
+            cross.rerank(cands, frame_text[i], DEFAULT_K, frames=frames[i])
+            times["cross-encoder rerank (added)"].append(time.perf_counter() - t4)
         times["plain search"].append(t1 - t0)
         times["rerank (added)"].append(t2 - t1)
         times["splice (added)"].append(t3 - t2)

@@ -44,6 +44,18 @@ def _render_eval(report: dict) -> None:
         lo, hi = probe["interval"]
         out.print(f"direction probe: {probe['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] of {probe['n']} directed clips "
                   "prefer their prompt to the motion-reversed one (0.5 = blind to frame order)")
+    hardest = (report.get("breakdown") or {}).get("hardest") or []
+    if hardest:
+        out.print("hardest (R@1, in-bank queries): " + "; ".join(
+            f"{h['group']}={h['value']} {h['recall_at_1']:.2f} (n={h['n_in_bank']})" for h in hardest[:5]),
+            highlight=False)
+    for where, regen in (report.get("regenerate") or {}).items():
+        if regen.get("n") and regen.get("video_cosine") is not None:
+            lo, hi = regen["video_cosine_ci"]
+            out.print(f"regenerated ({where.replace('_', ' ')}, {regen['n']}): video cosine {regen['video_cosine']:.3f} "
+                      f"[{lo:.3f}, {hi:.3f}] (two renders of the true prompt: {regen['ceiling_cosine']:.3f}), "
+                      f"every drawn attribute right {regen.get('all_attributes_agree', 0):.3f}, "
+                      f"{regen['parse_failures']} unparseable", highlight=False)
     if report.get("errors"):
         out.print(f"[yellow]{report['errors']} queries failed to decode[/]")
 
@@ -63,6 +75,10 @@ def eval_command(
     rerank_k: Annotated[int, typer.Option(help="Candidates considered by --rerank/--splice.")] = 50,
     weights: Annotated[str | None, typer.Option(help="Rerank weights, e.g. 'frame_max=0.5,consensus=1'.")] = None,
     lm: Annotated[str, typer.Option(help="Fluency LM: auto, bank, none, or a local HF causal LM.")] = "auto",
+    cross_encoder: Annotated[bool, typer.Option(help="With --rerank, use the index's trained reranker "
+                                                     "(v2p rerank train) when it has one.")] = True,
+    regenerate: Annotated[bool, typer.Option(help="Render each best answer with the query's generator and compare "
+                                                  "it with the query clip (synthetic shards).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ):
     """R@1/5/10, MiniLM cosine, BLEU, ROUGE-L and per-attribute accuracy, with 95% bootstrap intervals.
@@ -79,8 +95,8 @@ def eval_command(
                        + (f"; got {', '.join(sources)}" if sources else ""))
     if coco is not None and images is None:
         raise V2PError("--coco needs --images, the folder its file_name entries are in")
-    if (labels is not None or coco is not None) and (rerank or splice):
-        raise V2PError("--rerank/--splice are evaluated on shards (--queries) only")
+    if (labels is not None or coco is not None) and (rerank or splice or regenerate):
+        raise V2PError("--rerank/--splice/--regenerate are evaluated on shards (--queries) only")
     parsed_weights = rerank_weights(weights) if (rerank or splice or weights) else None  # typos refused early
     retriever = Retriever(index)
     if labels is not None or coco is not None:
@@ -88,15 +104,17 @@ def eval_command(
         return
     answer = None
     if rerank or splice:
-        reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice)
+        reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice, cross_encoder)
 
         def answer(datas, names):
             return reranker.query_videos(datas, top=10, splice=splice)
 
     with progress_bar() as bar:
         report = evaluate(index, open_shard(queries), generator=generator, limit=limit, retriever=retriever,
-                          answer=answer, on_progress=StageProgress(bar)).as_dict()
+                          answer=answer, on_progress=StageProgress(bar), regenerate=regenerate).as_dict()
         report["mode"] = "splice" if splice else ("rerank" if rerank else "plain")
+        if rerank or splice:
+            report["reranker"] = "cross-encoder" if reranker.cross is not None else "terms"
     if as_json:
         print_json(report)
     else:

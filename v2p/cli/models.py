@@ -1,4 +1,5 @@
-"""`v2p lm train` (the rerank fluency prior) and `v2p train` (a video tower)."""
+"""`v2p lm train` (the rerank fluency prior), `v2p rerank train` (the learned cross-encoder
+reranker) and `v2p train` (a video tower)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,45 @@ def lm_train(
     else:
         out.print(f"language model for {index}: {record['parameters']:,} parameters on {record['prompts']} prompts, "
                   f"loss {record['first_loss']:.2f} -> {record['final_loss']:.2f} in {record['seconds']:.0f}s")
+
+
+# --------------------------------------------------------------------------- rerank
+rerank_app = typer.Typer(no_args_is_help=True, help="The learned cross-encoder reranker used by --rerank.")
+app.add_typer(rerank_app, name="rerank")
+
+
+@rerank_app.command("train")
+@friendly_errors
+def rerank_train(
+    index: Annotated[Path, typer.Argument(help="Index folder built with --videos: the reranker learns from its own "
+                                               "videos and is stored in INDEX/reranker.")],
+    k: Annotated[int, typer.Option(min=2, help="Retrieved candidates per training clip (the near misses).")] = 16,
+    max_clips: Annotated[int, typer.Option(min=1, help="Train on at most this many bank videos (a seeded sample).")] = 20_000,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (the best on held-out prompts is kept).")] = 12,
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement before stopping.")] = 3,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    reversed_negatives: Annotated[bool, typer.Option(help="Add each prompt with its motion reversed as a negative "
+                                                          "that carries the true prompt's retrieval features.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed for the sample, the split and the init.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
+):
+    """Train a cross-encoder that reads a clip's frames and each candidate prompt together."""
+    from v2p.rerank.cross import CrossTrainConfig, train_cross_reranker
+
+    cfg = CrossTrainConfig(k=k, max_clips=max_clips, epochs=epochs, patience=patience, lr=lr,
+                           reversed_negatives=reversed_negatives, seed=seed)
+    command = "v2p rerank train " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else None
+    with progress_bar() as bar:
+        result = train_cross_reranker(index, cfg, on_progress=StageProgress(bar), provenance={"command": command})
+    rec = result.record
+    if as_json:
+        print_json(rec)
+        return
+    val = (f"held-out top-1 {rec['val_top1_retrieval']:.3f} (retrieval) -> {rec['val_top1_best']:.3f} (reranker)"
+           if rec.get("val_top1_best") is not None else "no held-out lists")
+    out.print(f"reranker for {index}: {rec['parameters']:,} parameters, {rec['train_lists']} training lists "
+              f"({rec['missed']} clips had their prompt outside the top {k}), {val}, {rec['epochs_run']} epochs "
+              f"in {rec['seconds']:.0f}s; --rerank now uses it")
 
 
 # --------------------------------------------------------------------------- train

@@ -13,18 +13,21 @@ from v2p.errors import V2PError
 
 
 # --------------------------------------------------------------------------- query
-def rerank_weights(text: str | None):
-    """``--weights`` parsed (typos refused) before any model is loaded."""
+def rerank_weights(text: str | None) -> str | None:
+    """``--weights`` checked (typos refused) before any model is loaded; applied on top of the
+    defaults that fit the index (with or without a trained reranker) by :func:`build_reranker`."""
     from v2p.rerank.reranker import TUNED, parse_weights
 
-    return parse_weights(text, TUNED)
+    parse_weights(text, TUNED)
+    return text
 
 
-def build_reranker(retriever, weights, lm: str, k: int, splice: bool = False):
+def build_reranker(retriever, weights, lm: str, k: int, splice: bool = False, cross_encoder: bool = True):
     """A reranker over ``retriever``; ``weights`` from :func:`rerank_weights`."""
     from v2p.rerank.reranker import make_reranker
 
-    reranker, notes = make_reranker(retriever, weights=weights, lm=lm, k=k, splice=splice)
+    reranker, notes = make_reranker(retriever, weights=weights, lm=lm, k=k, splice=splice,
+                                    cross="auto" if cross_encoder else "none")
     for note in notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     return reranker
@@ -64,11 +67,14 @@ def query(
     text: Annotated[list[str] | None, typer.Option("--text", help="Find prompts near this prompt instead (repeatable).")] = None,
     pooling: Annotated[str | None, typer.Option(help="Frame pooling (default: the encoder's own, e.g. mean).")] = None,
     encoder: Annotated[str | None, typer.Option(help="Must equal the index's encoder; there to catch mistakes.")] = None,
-    rerank: Annotated[bool, typer.Option(help="Rerank the top --rerank-k candidates (frames, consensus, fluency).")] = False,
+    rerank: Annotated[bool, typer.Option(help="Rerank the top --rerank-k candidates (the index's trained reranker "
+                                              "if any, else frames, consensus, fluency by --weights).")] = False,
     splice: Annotated[bool, typer.Option(help="Also compose a new prompt from the candidates' phrases (implies --rerank).")] = False,
     rerank_k: Annotated[int, typer.Option(help="Candidates considered by --rerank/--splice.")] = 50,
     weights: Annotated[str | None, typer.Option(help="Rerank weights, e.g. 'frame_max=0.5,consensus=1'.")] = None,
     lm: Annotated[str, typer.Option(help="Fluency LM: auto (the index's own), bank, none, or a local HF causal LM.")] = "auto",
+    cross_encoder: Annotated[bool, typer.Option(help="With --rerank, use the index's trained reranker "
+                                                     "(v2p rerank train) when it has one.")] = True,
     feedback_weights: Annotated[bool, typer.Option(help="Rank with the weights fitted to this index's ratings (v2p feedback fit), if any.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, one object per clip.")] = False,
 ):
@@ -84,7 +90,7 @@ def query(
     retriever = Retriever(index, encoder=encoder, weights=serving_weights(index, feedback_weights))
     results = []
     if clips and (rerank or splice):
-        reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice)
+        reranker = build_reranker(retriever, parsed_weights, lm, rerank_k, splice, cross_encoder)
         results += reranker.query_videos([str(c) for c in clips], top=top, splice=splice)
     elif clips:
         results += retriever.query_videos([str(c) for c in clips], top=top, pooling=pooling)

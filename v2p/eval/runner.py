@@ -23,6 +23,9 @@ from v2p.data.shard import Shard
 from v2p.embed.factory import create_encoder
 from v2p.errors import V2PError
 from v2p.eval import metrics
+from v2p.data.synth.render import GENERATORS
+from v2p.eval.breakdown import breakdown
+from v2p.eval.regenerate import regenerate_batch, summarise_regeneration
 from v2p.retrieval.search import QueryResult, Retriever
 
 DIRECTED_ACTIONS = ("moving left", "moving right", "moving up", "moving down", "growing", "shrinking")
@@ -51,6 +54,9 @@ class EvalReport:
     in_bank: dict = field(default_factory=dict)
     not_in_bank: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    # one record per query (name, generator, in_bank, rank, cosine, attributes): what the breakdown
+    # and paired comparisons are computed from; not part of as_dict() (large for big evaluations)
+    per_query: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {**self.in_bank, "not_in_bank": self.not_in_bank, **self.meta}
@@ -125,6 +131,8 @@ def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_id
     minilm = create_encoder("minilm")
     report = EvalReport()
     pairs = list(zip(queries, results, strict=True))
+    records = {id(q): {"name": q.name, "generator": q.generator, "in_bank": q.prompt_id in bank_ids, "rank": None,
+                       "cosine": None, "attributes": q.attributes} for q in queries}
     errors = sum(1 for _, r in pairs if r.error or not r.candidates)
     for in_bank in (True, False):
         everyone = [(q, r) for q, r in pairs if (q.prompt_id in bank_ids) == in_bank]
@@ -139,6 +147,8 @@ def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_id
             # a query that failed to decode or returned nothing is a miss, never left out: an encoder
             # that fails on hard clips must not score higher for it
             ranks = [next((c.rank for c in r.candidates if c.prompt_id == q.prompt_id), None) for q, r in everyone]
+            for (q, _), rank in zip(everyone, ranks, strict=True):
+                records[id(q)]["rank"] = rank
             for k in RECALL_KS:
                 per_query[f"recall_at_{k}"] = metrics.recall_at_k(ranks, k)
         if not group:
@@ -147,6 +157,8 @@ def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_id
         tops = [r.best_prompt for _, r in group]
         refs = [q.prompt for q, _ in group]
         per_query["minilm_cosine"] = metrics.minilm_cosine(tops, refs, minilm.encode_text)
+        for (q, _), cos in zip(group, per_query["minilm_cosine"], strict=True):
+            records[id(q)]["cosine"] = float(cos)
         per_query["bleu"] = metrics.bleu(tops, refs)
         per_query["rouge_l"] = metrics.rouge_l(tops, refs)
         with_truth = [(q, r) for q, r in group if q.attributes]
@@ -162,7 +174,8 @@ def score_answers(queries: list[QueryTruth], results: list[QueryResult], bank_id
             axis_direction = direction_given_axis(predicted, truth)
         summary = _summarise(per_query, attrs, direction, len(everyone), axis_direction)
         target.update(summary, n_failed=failed)
-    report.meta = {"errors": errors}
+    report.per_query = [records[id(q)] for q in queries]
+    report.meta = {"errors": errors, "breakdown": breakdown(report.per_query)}
     return report
 
 
@@ -221,11 +234,14 @@ def _refuse_seen(batch: list[QueryTruth], seen: set[tuple[str, str]], index_gene
 
 def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None, limit: int | None = None,
              top: int = 10, answer: Answerer | None = None, retriever: Retriever | None = None,
-             on_progress: Callable[[str, int, int | None], None] | None = None, batch: int = 64) -> EvalReport:
+             on_progress: Callable[[str, int, int | None], None] | None = None, batch: int = 64,
+             regenerate: bool = False) -> EvalReport:
     """Query ``index`` with the videos of ``queries`` and score the top answers.
 
     Clips are streamed in batches of ``batch`` (their bytes are dropped once answered). The
-    index's own videos are refused as queries, and a shard with no matching videos is an error."""
+    index's own videos are refused as queries, and a shard with no matching videos is an error.
+    ``regenerate`` also renders each best answer with the query's generator and compares the
+    two clips (:mod:`v2p.eval.regenerate`; synthetic shards only)."""
     progress = on_progress or (lambda stage, advance, total: None)
     retriever = retriever or Retriever(index)
     build = retriever.index.manifest.get("build") or {}
@@ -238,19 +254,6 @@ def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None,
     if answer is None:
         def answer(datas: list[bytes], names: list[str]) -> list[QueryResult]:
             return retriever.query_videos(datas, top=max(top, max(RECALL_KS)))
-    items: list[QueryTruth] = []
-    results: list[QueryResult] = []
-    probe: list[np.ndarray] = []
-    progress("querying", 0, limit)
-    stream = iter_queries(queries, generator=generator, limit=limit, strip_flags=bool(build.get("strip_flags")))
-    while part := list(itertools.islice(stream, batch)):
-        _refuse_seen(part, seen, index_generators)
-        results += answer([q.data for q in part], [q.name for q in part])
-        probe.append(direction_probe_scores(retriever, part))
-        items += [dataclasses.replace(q, data=b"") for q in part]
-        progress("querying", len(part), None)
-    if not items:
-        raise _no_queries_error(index_generators, queries, generator)
     table = retriever.index.prompts_table
     bank_ids = set(table.column("prompt_id").to_pylist())
     attr_col = table.column("attributes").to_pylist() if "attributes" in table.column_names else None
@@ -261,8 +264,37 @@ def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None,
             return None
         return json.loads(attr_col[row_of[pid]])
 
+    items: list[QueryTruth] = []
+    results: list[QueryResult] = []
+    probe: list[np.ndarray] = []
+    regenerated: list[dict] = []
+    progress("querying", 0, limit)
+    stream = iter_queries(queries, generator=generator, limit=limit, strip_flags=bool(build.get("strip_flags")))
+    while part := list(itertools.islice(stream, batch)):
+        _refuse_seen(part, seen, index_generators)
+        answers = answer([q.data for q in part], [q.name for q in part])
+        results += answers
+        probe.append(direction_probe_scores(retriever, part))
+        if regenerate:
+            for rec in regenerate_batch(retriever, part, answers, bank_attributes):
+                rec["in_bank"] = next(q.prompt_id for q in part if q.name == rec["name"]) in bank_ids
+                regenerated.append(rec)
+        items += [dataclasses.replace(q, data=b"") for q in part]
+        progress("querying", len(part), None)
+    if not items:
+        raise _no_queries_error(index_generators, queries, generator)
     report = score_answers(items, results, bank_ids, bank_attributes)
     report.meta["direction_probe"] = summarise_probe(np.concatenate(probe) if probe else np.array([]))
+    if regenerate:
+        if not regenerated:
+            raise V2PError(f"--regenerate needs a synthetic shard (an attributes column and one of the generators "
+                           f"{', '.join(GENERATORS)}); {queries.prompts_path} has neither")
+        by_name = {r["name"]: r for r in regenerated}
+        for rec in report.per_query:
+            if rec["name"] in by_name:
+                rec["regenerated"] = {k: by_name[rec["name"]][k] for k in ("video_cosine", "ceiling_cosine", "agree")}
+        report.meta["regenerate"] = {"in_bank": summarise_regeneration([r for r in regenerated if r["in_bank"]]),
+                                     "not_in_bank": summarise_regeneration([r for r in regenerated if not r["in_bank"]])}
     report.meta.update({"index": str(index), "queries": str(queries.prompts_path), "generator": generator,
                         "encoder": retriever.index.encoder_spec})
     return report

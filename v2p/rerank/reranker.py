@@ -2,9 +2,12 @@
 
 For each clip, the K candidates of plain retrieval are rescored by a weighted sum of
 standardised terms (see :mod:`v2p.rerank.terms`): the retrieval score, the fine-grained
-frame-vs-prompt match (mean and max over frames), consensus with the other candidates, and
-a language model's fluency prior. The clip is decoded and encoded once; the candidates'
-text vectors are read back from the prompt index when it stores them exactly.
+frame-vs-prompt match (mean and max over frames), consensus with the other candidates, a
+language model's fluency prior, and, when the index has one (``v2p rerank train``), the
+learned cross-encoder that reads the clip's frames and each prompt's words together
+(:mod:`v2p.rerank.cross`; it takes the retrieval features in itself, so with it the
+defaults rank by it alone). The clip is decoded and encoded once; the candidates' text
+vectors are read back from the prompt index when it stores them exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from v2p.embed.factory import create_encoder
 from v2p.rerank import terms as T
+from v2p.rerank.cross import CrossReranker
 from v2p.rerank.lm import FluencyModel
 from v2p.retrieval.search import Candidate, QueryResult, Retriever
 
@@ -34,15 +38,18 @@ class RerankWeights:
     frame_max: float = 0.0
     consensus: float = 0.0
     fluency: float = 0.0
+    cross: float = 0.0  # the learned cross-encoder (v2p rerank train), when the index has one
 
 
 class Reranker:
     def __init__(self, retriever: Retriever, weights: RerankWeights, *, fluency: FluencyModel | None = None,
-                 k: int = DEFAULT_K):
-        self.retriever, self.weights, self.fluency, self.k = retriever, weights, fluency, k
+                 cross: CrossReranker | None = None, k: int = DEFAULT_K):
+        self.retriever, self.weights, self.fluency, self.cross, self.k = retriever, weights, fluency, cross, k
         self.encoder = retriever.encoder
         if weights.fluency and fluency is None:
             raise ValueError("a fluency weight needs a language model (v2p lm train INDEX_DIR)")
+        if weights.cross and cross is None:
+            raise ValueError("a cross weight needs a trained reranker (v2p rerank train INDEX_DIR)")
 
     @functools.cached_property
     def metric_encoder(self):
@@ -60,9 +67,10 @@ class Reranker:
             pass
         return self.encoder.encode_text([c.prompt for c in cands])
 
-    def term_values(self, cands: list[Candidate], frame_text: np.ndarray, names: Sequence[str] | None = None
-                    ) -> dict[str, np.ndarray]:
-        """Raw values of the terms with a non-zero weight (or of ``names``), one per candidate."""
+    def term_values(self, cands: list[Candidate], frame_text: np.ndarray, names: Sequence[str] | None = None,
+                    frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Raw values of the terms with a non-zero weight (or of ``names``), one per candidate;
+        ``frames`` are the clip's per-frame vectors as the encoder made them (the cross term's input)."""
         w = self.weights
         names = set(names) if names is not None else {n for n in RerankWeights.__dataclass_fields__ if getattr(w, n)}
         retrieval = np.array([c.score for c in cands])
@@ -77,6 +85,8 @@ class Reranker:
                 parts["consensus"] = T.consensus(metric_vecs, retrieval)
         if "fluency" in names and self.fluency is not None:
             parts["fluency"] = self.fluency.score([c.prompt for c in cands])
+        if "cross" in names and self.cross is not None and frames is not None:
+            parts["cross"] = self.cross.score(frames, cands)
         return parts
 
     @staticmethod
@@ -84,11 +94,13 @@ class Reranker:
         """The reranking score: weighted sum of each term standardised over the candidates."""
         return sum(getattr(weights, name) * T.zscore(values) for name, values in parts.items())
 
-    def rerank(self, cands: list[Candidate], frame_text: np.ndarray, top: int) -> list[Candidate]:
-        """Rescore one clip's candidates; ``frame_text`` is its per-frame vectors in the text space."""
+    def rerank(self, cands: list[Candidate], frame_text: np.ndarray, top: int,
+               frames: np.ndarray | None = None) -> list[Candidate]:
+        """Rescore one clip's candidates; ``frame_text`` is its per-frame vectors in the text space,
+        ``frames`` the same vectors as the encoder made them."""
         if len(cands) < 2:
             return cands[:top]
-        parts = self.term_values(cands, frame_text)
+        parts = self.term_values(cands, frame_text, frames=frames)
         total = self.combine(parts, self.weights)
         order = np.argsort(-total, kind="stable")[:top]
         return [replace(cands[i], rank=r, score=float(total[i]),
@@ -107,7 +119,8 @@ class Reranker:
                 found.fill(part, ok)
                 frame_text = self.encoder.frames_in_text_space(found.frames)
                 for j, i in enumerate(ok):
-                    ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top))
+                    ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top),
+                                         frames=found.frames[j])
                     part[i].candidates = ranked[:top]
                     part[i].score_kind = "rerank"  # weighted sum of standardised terms
                     if splice:
@@ -135,17 +148,37 @@ def parse_weights(text: str | None, base: RerankWeights) -> RerankWeights:
     return replace(base, **changes)
 
 
-def make_reranker(retriever: Retriever, *, weights: RerankWeights | None = None, lm: str = "auto",
-                  k: int = DEFAULT_K, splice: bool = False) -> tuple[Reranker, list[str]]:
-    """A reranker with the index's language model when there is one. Returns it with notes for the user.
+def make_reranker(retriever: Retriever, *, weights: RerankWeights | str | None = None, lm: str = "auto",
+                  k: int = DEFAULT_K, splice: bool = False, cross: str = "auto") -> tuple[Reranker, list[str]]:
+    """A reranker with the index's language model and cross-encoder when it has them. Returns it
+    with notes for the user.
 
-    ``lm``: "auto" (the index's own LM if trained, else none), "bank" (the index's, required),
-    "none", or the name/path of a Hugging Face causal LM present on this machine. With
-    ``splice`` the LM is loaded even at fluency weight 0: splice orders its phrases with it."""
+    ``weights``: None for the defaults (:data:`CROSS_TUNED` when the index has a trained
+    cross-encoder, else :data:`TUNED`), a ``--weights`` text applied on top of those, or a
+    :class:`RerankWeights` as it is. ``lm``: "auto" (the index's own LM if trained, else none),
+    "bank" (the index's, required), "none", or the name/path of a Hugging Face causal LM present
+    on this machine. With ``splice`` the LM is loaded even at fluency weight 0: splice orders its
+    phrases with it. ``cross``: "auto" (the index's cross-encoder if trained) or "none"."""
+    from v2p.rerank.cross import load_cross_reranker
     from v2p.rerank.lm import LM_DIR, load_fluency_model
 
-    weights = weights or TUNED
+    if cross not in ("auto", "none"):
+        from v2p.errors import V2PError
+
+        raise V2PError(f"cross must be auto or none, not {cross!r}")
+    cross_model = (load_cross_reranker(retriever.index.path, retriever.index.encoder_spec, retriever.encoder.fingerprint)
+                   if cross == "auto" else None)
+    base = CROSS_TUNED if cross_model is not None else TUNED
+    if not isinstance(weights, RerankWeights):
+        weights = parse_weights(weights, base)
     notes: list[str] = []
+    if weights.cross and cross_model is None:
+        from v2p.errors import V2PError
+
+        raise V2PError(f"no trained reranker in {retriever.index.path} (a cross weight needs one): "
+                       f"train it with 'v2p rerank train {retriever.index.path}'")
+    if not weights.cross:
+        cross_model = None
     fluency = None
     has_bank_lm = (retriever.index.path / LM_DIR / "config.json").is_file()
     if (weights.fluency or splice) and lm != "none":
@@ -157,10 +190,11 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | None = None,
     if fluency is None:
         weights = replace(weights, fluency=0.0)
     if not splice and not any(getattr(weights, name) for name in RerankWeights.__dataclass_fields__ if name != "index"):
-        notes.append("these rerank weights keep the retrieval order (the defaults do: on the validation world no "
-                     "term raised v2p-tiny's accuracy, see the README); turn terms on with --weights, "
+        notes.append("these rerank weights keep the retrieval order (without a trained reranker the defaults do: "
+                     "no hand-made term raised v2p-tiny's accuracy, see the README); train one with "
+                     f"'v2p rerank train {retriever.index.path}', or turn terms on with --weights, "
                      "e.g. --weights frame_max=0.25,consensus=0.25")
-    return Reranker(retriever, weights, fluency=fluency, k=k), notes
+    return Reranker(retriever, weights, fluency=fluency, cross=cross_model, k=k), notes
 
 
 # Defaults chosen on the validation world by benchmarks/rerank_tune.py (seed 2024, 1,000 queries,
@@ -170,3 +204,6 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | None = None,
 # +0.001 at exact top-1 -0.002), so the defaults keep the retrieval order. (For the earlier,
 # direction-blind v2p-tiny the same search picked frame_max=0.25, consensus=0.25, fluency=0.25.)
 TUNED = RerankWeights(index=1.0, frame_mean=0.0, frame_max=0.0, consensus=0.0, fluency=0.0)
+# With a trained cross-encoder: its score alone. It reads the retrieval features itself, so adding
+# the index term again would count them twice.
+CROSS_TUNED = RerankWeights(index=0.0, cross=1.0)

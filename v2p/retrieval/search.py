@@ -247,26 +247,31 @@ class Retriever:
 
     def search(self, vectors: np.ndarray, *, top: int = 5, use_videos: bool = True,
                pool_size: int = CANDIDATE_POOL, video_vectors: np.ndarray | None = None,
-               cameras: Sequence[CameraMotion] | None = None) -> list[list[Candidate]]:
+               cameras: Sequence[CameraMotion] | None = None,
+               exclude_videos: Sequence[int] | None = None) -> list[list[Candidate]]:
         """Merged, ranked candidates for each query vector (already in the index's space).
 
         ``video_vectors`` are the queries for the video path when the encoder has its own
         same-modal keys (default: ``vectors``); ``cameras`` the motion read from each clip,
-        which moves prompts that ask for that camera motion up and those asking another down."""
+        which moves prompts that ask for that camera motion up and those asking another down.
+        ``exclude_videos[q]`` is a bank video row the video path must not return for query q:
+        a bank video used as a query (reranker training) must not find itself."""
         k = max(top, pool_size)
         t_scores, t_ids = faiss_ops.search(self.index.prompts_index, vectors, k, **self.index.search_kwargs("prompts"))
         v_hits = None
         if use_videos and self.index.has_videos:
             keys = vectors if video_vectors is None else video_vectors
-            v_hits = faiss_ops.search(self.index.videos_index, keys, k * VIDEO_HITS_PER_RESULT,
+            extra = 1 if exclude_videos is not None else 0
+            v_hits = faiss_ops.search(self.index.videos_index, keys, k * VIDEO_HITS_PER_RESULT + extra,
                                       **self.index.search_kwargs("videos"))
         out = []
         for q in range(len(vectors)):
             text = {int(i): float(s) for s, i in zip(t_scores[q], t_ids[q], strict=True) if i >= 0}
             video: dict[int, tuple[float, int]] = {}
             if v_hits is not None:
+                skip = int(exclude_videos[q]) if exclude_videos is not None else -1
                 for s, vi in zip(v_hits[0][q], v_hits[1][q], strict=True):
-                    if vi < 0:
+                    if vi < 0 or vi == skip:
                         continue
                     row = int(self._video_prompt_rows[vi])
                     if row not in video or s > video[row][0]:
