@@ -37,7 +37,8 @@ def test_gelu_and_layers_match_torch():
     img = rng.normal(size=(2, 5, 17, 16)).astype(np.float32)
     weight = rng.normal(size=(7, 5, 3, 3)).astype(np.float32)
     ref = F.conv2d(torch.from_numpy(img), torch.from_numpy(weight), stride=2, padding=1).numpy()
-    assert np.abs(N.conv3x3_s2(img, weight) - ref).max() < 1e-4
+    ours = N.conv3x3_s2(img.transpose(0, 2, 3, 1), weight).transpose(0, 3, 1, 2)  # channels last
+    assert np.abs(ours - ref).max() < 1e-4
 
 
 @pytest.mark.parametrize("head", ["temporal", "mean"])
@@ -101,3 +102,20 @@ def test_cold_clip_query_with_v2p_tiny_never_imports_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     # with an NVIDIA driver present torch is asked for the GPU; on a CPU machine it is never imported
     assert out.stdout.strip() == f"(1, 384) {cuda_may_be_present()}"
+
+
+def test_big_cpu_batches_run_torch_with_the_same_vectors():
+    from v2p.embed.tower_config import tower_folder
+    from v2p.embed.tower_encoder import TORCH_FROM_CLIPS, TowerEncoder
+
+    folder, spec = tower_folder("v2p-tiny")
+    enc = TowerEncoder(folder, spec, "cpu", sub_encoder=lambda s: None)
+    rng = np.random.default_rng(5)
+    clips = [rng.integers(0, 256, (8, 64, 90, 3), dtype=np.uint8) for _ in range(TORCH_FROM_CLIPS)]
+    small = np.concatenate([enc.encode_frames(clips[:TORCH_FROM_CLIPS // 2]),
+                            enc.encode_frames(clips[TORCH_FROM_CLIPS // 2:])])
+    assert enc._torch is None  # small calls: numpy only
+    big = enc.encode_frames(clips)
+    assert enc._torch is not None  # a build-sized call loads torch once
+    assert np.abs(big - small).max() < 1e-3 * np.abs(big).max()
+    assert np.sum(enc.pool(big) * enc.pool(small), axis=1).min() > 0.99999

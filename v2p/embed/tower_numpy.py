@@ -77,13 +77,15 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarra
 
 
 def conv3x3_s2(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """3x3 convolution, stride 2, padding 1, no bias: [N, C, H, W] x [O, C, 3, 3] -> [N, O, H/2, W/2]."""
-    n, c, h, w = x.shape
-    p = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    """3x3 convolution, stride 2, padding 1, no bias, channels last: [N, H, W, C] x [O, C, 3, 3]
+    -> [N, H/2, W/2, O], as one matrix product over the nine shifted views (im2col). Callers keep
+    N small (a clip's frames): the column matrix then stays in cache, and this runs as fast as
+    torch's convolution on these 2 cores instead of 25x slower on a 512-frame batch."""
+    n, h, w, c = x.shape
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     oh, ow = (h + 1) // 2, (w + 1) // 2
-    s = p.strides
-    windows = np.lib.stride_tricks.as_strided(p, (n, c, oh, ow, 3, 3), (s[0], s[1], 2 * s[2], 2 * s[3], s[2], s[3]))
-    return np.einsum("ncyxij,ocij->noyx", windows, weight, optimize=True)
+    cols = np.concatenate([p[:, i:i + 2 * oh:2, j:j + 2 * ow:2, :] for i in range(3) for j in range(3)], axis=-1)
+    return (cols.reshape(-1, 9 * c) @ weight.transpose(2, 3, 1, 0).reshape(9 * c, -1)).reshape(n, oh, ow, -1)
 
 
 def _attention(x: np.ndarray, w: dict, prefix: str, heads: int) -> np.ndarray:
@@ -130,18 +132,23 @@ class NumpyTower:
 
         return cls(TowerConfig.load(folder), load_file(str(folder / "model.safetensors")))
 
-    def encode_frames(self, pixels: np.ndarray) -> np.ndarray:
-        """[B, T, 3, H, W] normalised pixels -> [B, T, frame_dim]."""
+    def encode_frames(self, pixels: np.ndarray, frames_per_step: int = 16) -> np.ndarray:
+        """[B, T, 3, H, W] normalised pixels -> [B, T, frame_dim], ``frames_per_step`` frames at a
+        time (see :func:`conv3x3_s2`)."""
         b, t = pixels.shape[:2]
-        x = pixels.reshape(b * t, *pixels.shape[2:])
+        flat = pixels.reshape(b * t, *pixels.shape[2:])
         w = self.w
-        for conv, bn in ((0, 1), (3, 4), (6, 7), (9, 10)):
-            x = conv3x3_s2(x, w[f"frame_encoder.features.{conv}.weight"])
-            g = f"frame_encoder.features.{bn}."
-            scale = w[g + "weight"] / np.sqrt(w[g + "running_var"] + BN_EPS)
-            x = gelu(x * scale[:, None, None] + (w[g + "bias"] - w[g + "running_mean"] * scale)[:, None, None])
-        x = x.reshape(b * t, -1) @ w["frame_encoder.proj.weight"].T + w["frame_encoder.proj.bias"]
-        return x.reshape(b, t, -1).astype(np.float32)
+        out = []
+        for start in range(0, len(flat), frames_per_step):
+            x = flat[start:start + frames_per_step].transpose(0, 2, 3, 1)  # channels last
+            for conv, bn in ((0, 1), (3, 4), (6, 7), (9, 10)):
+                x = conv3x3_s2(x, w[f"frame_encoder.features.{conv}.weight"])
+                g = f"frame_encoder.features.{bn}."
+                scale = w[g + "weight"] / np.sqrt(w[g + "running_var"] + BN_EPS)
+                x = gelu(x * scale + (w[g + "bias"] - w[g + "running_mean"] * scale))
+            x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # torch flattens channels first
+            out.append(x @ w["frame_encoder.proj.weight"].T + w["frame_encoder.proj.bias"])
+        return np.concatenate(out).reshape(b, t, -1).astype(np.float32)
 
     def pool(self, frames: np.ndarray) -> np.ndarray:
         """[B, T, frame_dim] -> unit vectors [B, text_dim]."""
