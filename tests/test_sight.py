@@ -134,6 +134,19 @@ def test_sight_index_searches_pictures_and_reads_the_camera(photo_shard, tmp_pat
     assert answer["score_kind"] == "fused z"
     assert answer["candidates"][0]["prompt"] == "a cat, camera pans left"
     assert answer["candidates"][0]["source"] == "text+video"
+    # the cross-encoder reads v2p-sight's 1,412-d frames too; untrained it ranks exactly as retrieval
+    from v2p.rerank.cross import CrossConfig, CrossScorer, minilm_word_vectors, save_cross_reranker, vocab_sha256
+
+    cfg = CrossConfig(frame_dim=manifest["videos"]["frame_dim"], num_frames=manifest["videos"]["frames_per_video"],
+                      encoder_spec="v2p-sight", encoder_fingerprint=manifest.get("encoder_fingerprint"),
+                      vocab_sha256=vocab_sha256())
+    save_cross_reranker(CrossScorer(cfg, minilm_word_vectors()), tmp_path / "idx")
+    reranked = runner.invoke(app, ["query", str(clip), "--index", str(tmp_path / "idx"), "--json", "--top", "3",
+                                   "--rerank", "--lm", "none"])
+    assert reranked.exit_code == 0, reranked.output
+    again = json.loads(reranked.stdout)[0]
+    assert again["score_kind"] == "rerank" and "cross" in again["candidates"][0]["terms"]
+    assert [c["prompt"] for c in again["candidates"]] == [c["prompt"] for c in answer["candidates"]]
 
 
 def test_eval_on_labelled_media(photo_shard, tmp_path):

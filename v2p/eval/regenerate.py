@@ -59,7 +59,7 @@ def predicted_attributes(result, bank_attributes: Callable[[str], dict | None]) 
 def regenerate_batch(retriever, queries: Sequence, results: Sequence,
                      bank_attributes: Callable[[str], dict | None]) -> list[dict]:
     """One record per query that can be regenerated (synthetic attributes, known generator):
-    ``{name, in_bank, parsed, parse_failed, video_cosine, ceiling_cosine, agree: {attr: 0/1}}``.
+    ``{name, prompt_id, parsed, parse_failed, video_cosine, ceiling_cosine, agree: {attr: 0/1}}``.
     Query clips are re-decoded from ``q.data``, so call this while the batch still holds its bytes."""
     todo = [(q, r) for q, r in zip(queries, results, strict=True)
             if q.attributes and q.generator in GENERATORS and not r.error and q.data]
@@ -68,8 +68,8 @@ def regenerate_batch(retriever, queries: Sequence, results: Sequence,
     records, renders = [], []
     for q, r in todo:
         attrs, parsed = predicted_attributes(r, bank_attributes)
-        rec = {"name": q.name, "parsed": parsed, "parse_failed": attrs is None, "video_cosine": None,
-               "ceiling_cosine": None, "agree": None}
+        rec = {"name": q.name, "prompt_id": q.prompt_id, "parsed": parsed, "parse_failed": attrs is None,
+               "video_cosine": None, "ceiling_cosine": None, "agree": None}
         idx = _query_index(q.name)
         truth = {k: q.attributes[k] for k in ATTRIBUTE_NAMES}
         renders.append(render_video_bytes(REGEN_SEED, idx, q.generator, truth))

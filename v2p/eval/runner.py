@@ -21,9 +21,9 @@ from v2p.data.bad_records import BadRecords
 from v2p.data.prompts import read_prompts_table
 from v2p.data.shard import Shard
 from v2p.embed.factory import create_encoder
+from v2p.data.synth.render import GENERATORS
 from v2p.errors import V2PError
 from v2p.eval import metrics
-from v2p.data.synth.render import GENERATORS
 from v2p.eval.breakdown import breakdown
 from v2p.eval.regenerate import regenerate_batch, summarise_regeneration
 from v2p.retrieval.search import QueryResult, Retriever
@@ -276,9 +276,7 @@ def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None,
         results += answers
         probe.append(direction_probe_scores(retriever, part))
         if regenerate:
-            for rec in regenerate_batch(retriever, part, answers, bank_attributes):
-                rec["in_bank"] = next(q.prompt_id for q in part if q.name == rec["name"]) in bank_ids
-                regenerated.append(rec)
+            regenerated += regenerate_batch(retriever, part, answers, bank_attributes)
         items += [dataclasses.replace(q, data=b"") for q in part]
         progress("querying", len(part), None)
     if not items:
@@ -293,8 +291,9 @@ def evaluate(index: str | Path, queries: Shard, *, generator: str | None = None,
         for rec in report.per_query:
             if rec["name"] in by_name:
                 rec["regenerated"] = {k: by_name[rec["name"]][k] for k in ("video_cosine", "ceiling_cosine", "agree")}
-        report.meta["regenerate"] = {"in_bank": summarise_regeneration([r for r in regenerated if r["in_bank"]]),
-                                     "not_in_bank": summarise_regeneration([r for r in regenerated if not r["in_bank"]])}
+        report.meta["regenerate"] = {
+            "in_bank": summarise_regeneration([r for r in regenerated if r["prompt_id"] in bank_ids]),
+            "not_in_bank": summarise_regeneration([r for r in regenerated if r["prompt_id"] not in bank_ids])}
     report.meta.update({"index": str(index), "queries": str(queries.prompts_path), "generator": generator,
                         "encoder": retriever.index.encoder_spec})
     return report

@@ -200,6 +200,18 @@ class CrossReranker:
         return out.double().numpy()
 
 
+def save_cross_reranker(model: CrossScorer, index_dir: str | Path) -> Path:
+    """Write ``INDEX_DIR/reranker/``: config and trained weights (MiniLM's word table is not copied)."""
+    from safetensors.torch import save_file
+
+    folder = Path(index_dir) / CROSS_DIR
+    folder.mkdir(exist_ok=True)
+    model.cfg.save(folder)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "words"},
+              str(folder / "model.safetensors"))
+    return folder
+
+
 def load_cross_reranker(index_dir: str | Path, encoder_spec: str, fingerprint: str | None) -> CrossReranker | None:
     """The index's trained cross-encoder, or None when it has none. One trained for another
     encoder or other weights, or on another tokenizer, is refused with how to retrain it."""
@@ -406,7 +418,6 @@ def fit_cross_scorer(model: CrossScorer, lists: TrainingLists, tokens: dict[int,
             progress("training reranker", 1, None)
         val = list_top1(model, lists, val_idx, tokens, frames_store) if len(val_idx) else None
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_top1": val})
-        progress("training reranker", 0, None)
         score = val if val is not None else -float(np.mean(losses))
         if score > best + 1e-9:
             best, best_epoch, stale = score, epoch + 1, 0
@@ -425,8 +436,6 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
                          provenance: dict | None = None) -> CrossTrainResult:
     """Mine training lists from the index's own videos, train, keep the best epoch on held-out
     prompts, and write ``INDEX_DIR/reranker/`` (config, weights, training record)."""
-    from safetensors.torch import save_file
-
     from v2p.retrieval.search import Retriever
 
     progress = on_progress or (lambda stage, advance, total: None)
@@ -472,11 +481,7 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
     model = CrossScorer(model_cfg, minilm_word_vectors())
     history, best, best_epoch = fit_cross_scorer(model, lists, tokens, rev_tokens, index.video_frames, train_idx,
                                                  val_idx, cfg, on_progress=progress, rng=rng)
-    folder = Path(index_dir) / CROSS_DIR
-    folder.mkdir(exist_ok=True)
-    model_cfg.save(folder)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "words"},
-              str(folder / "model.safetensors"))
+    folder = save_cross_reranker(model, index_dir)
     record = {"train_config": asdict(cfg), "encoder": index.encoder_spec, "query_videos": int(len(videos)),
               "lists": int(len(lists.videos)), "missed": lists.missed, "train_lists": int(len(train_idx)),
               "val_lists": int(len(val_idx)), "val_generator": val_generator,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from v2p.embed.factory import create_encoder
+from v2p.errors import V2PError
 from v2p.rerank import terms as T
 from v2p.rerank.cross import CrossReranker
 from v2p.rerank.lm import FluencyModel
@@ -133,8 +134,6 @@ def parse_weights(text: str | None, base: RerankWeights) -> RerankWeights:
     """'frame_max=0.5,consensus=1' -> base with those weights replaced; unknown names are an error."""
     if not text:
         return base
-    from v2p.errors import V2PError
-
     changes = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
@@ -163,8 +162,6 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | str | None =
     from v2p.rerank.lm import LM_DIR, load_fluency_model
 
     if cross not in ("auto", "none"):
-        from v2p.errors import V2PError
-
         raise V2PError(f"cross must be auto or none, not {cross!r}")
     cross_model = (load_cross_reranker(retriever.index.path, retriever.index.encoder_spec, retriever.encoder.fingerprint)
                    if cross == "auto" else None)
@@ -173,8 +170,6 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | str | None =
         weights = parse_weights(weights, base)
     notes: list[str] = []
     if weights.cross and cross_model is None:
-        from v2p.errors import V2PError
-
         raise V2PError(f"no trained reranker in {retriever.index.path} (a cross weight needs one): "
                        f"train it with 'v2p rerank train {retriever.index.path}'")
     if not weights.cross:
