@@ -9,7 +9,10 @@
   vectors with temporal position embeddings, plus a residual to the mean).
 
 A trained tower is a folder: ``config.json`` + ``model.safetensors`` (+ training log). Its
-encoder spec is ``v2p:<folder>``; ``v2p-tiny`` is the one shipped inside the package.
+encoder spec is ``v2p:<folder>``; ``v2p-tiny`` is the one shipped inside the package. These
+torch modules train towers and run them on a GPU; the Encoder is
+:class:`v2p.embed.tower_encoder.TowerEncoder`, which on a CPU runs the same weights in numpy
+(:mod:`v2p.embed.tower_numpy`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from v2p.errors import EncoderSpecError
 
 __all__ = ["FRAME_MEAN", "FRAME_STD", "PACKAGED_MODELS", "TINY_CNN", "TowerConfig", "tower_folder", "VideoTower",
            "FrameCNN", "MeanHead", "TemporalHead", "frames_to_pixels", "normalise_pixels", "save_tower", "load_tower"]
-
 
 
 class FrameCNN(nn.Module):
