@@ -181,3 +181,16 @@ def test_fifty_concurrent_uploads_on_loopback_all_succeed(tiny_clip_index, clip_
     with running_server(tiny_clip_index, tmp_path / "r.duckdb", "--max-pending", "64") as (url, _):
         statuses = asyncio.run(burst(url))
     assert statuses == [200] * 50
+
+
+def test_splice_and_rerank_on_the_page_api(tiny_clip_index, clip_bytes, tmp_path):
+    """--splice: the answer carries the composed prompt the page shows, from the same one decode."""
+    cfg = ServeConfig(index=tiny_clip_index, feedback=tmp_path / "r.duckdb", splice=True)
+    with TestClient(create_app(cfg)) as client:
+        health = client.get("/api/health").json()
+        assert health["splice"] and health["rerank"] and not health["cross_encoder"]
+        r = client.post("/api/query", files={"file": ("clip.mp4", clip_bytes, "video/mp4")}, data={"top": "3"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["result"]["spliced"] and body["result"]["score_kind"] == "rerank"
+    assert len(body["result"]["candidates"]) == 3 and len(body["frames"]) == 8

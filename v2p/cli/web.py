@@ -27,6 +27,10 @@ def serve(
     max_seconds: Annotated[float, typer.Option(help="Longest clip accepted (422 beyond).")] = 120.0,
     max_pending: Annotated[int, typer.Option(help="Queries waiting or running at once (503 beyond).")] = 16,
     feedback_weights: Annotated[bool, typer.Option(help="Rank with the weights fitted to this index's ratings (v2p feedback fit), if any.")] = True,
+    rerank: Annotated[bool, typer.Option(help="Answer through the reranker: the index's trained cross-encoder "
+                                              "(v2p rerank train) if it has one.")] = False,
+    splice: Annotated[bool, typer.Option(help="Also show a prompt composed from the candidates' phrases "
+                                              "(implies --rerank; adds about 190 ms a query on 2 cores).")] = False,
 ):
     """Serve the upload page and the JSON API, models loaded once and kept warm."""
     try:
@@ -36,9 +40,11 @@ def serve(
     except ImportError as exc:
         raise V2PError(f"v2p serve needs the web extra ({exc.name} is missing): pip install 'v2p[web]'") from None
     cfg = ServeConfig(index=index, feedback=feedback, top=top, max_upload_mb=max_upload_mb, max_seconds=max_seconds,
-                      max_pending=max_pending, feedback_weights=feedback_weights)
+                      max_pending=max_pending, feedback_weights=feedback_weights, rerank=rerank, splice=splice)
     err.print(f"loading {index} ...")
     service = QueryService(cfg)
+    for note in service.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     err.print(f"v2p serving {index} ({service.retriever.index.encoder_spec}) at http://{host}:{port}/  "
               f"ratings -> {service.feedback.path}")
     uvicorn.run(create_app(cfg, service), host=host, port=port, log_level="warning")

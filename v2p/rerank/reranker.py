@@ -111,23 +111,30 @@ class Reranker:
     def query_videos(self, sources: Sequence[str | os.PathLike | bytes], *, top: int = 5,
                      splice: bool = False) -> list[QueryResult]:
         """Like :meth:`Retriever.query_videos`, reranked; with ``splice`` each result also gets ``spliced``."""
-        from v2p.rerank.splice import splice_prompt
-
         answers: list[QueryResult] = []
         for part, ok, clips in self.retriever.decoded_chunks(sources):
-            if ok:
-                found = self.retriever.search_clips(clips, top=self.k, pool_size=self.k)
-                found.fill(part, ok)
-                frame_text = self.encoder.frames_in_text_space(found.frames)
-                for j, i in enumerate(ok):
-                    ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top),
-                                         frames=found.frames[j])
-                    part[i].candidates = ranked[:top]
-                    part[i].score_kind = "rerank"  # weighted sum of standardised terms
-                    if splice:
-                        part[i].spliced = splice_prompt(found.vectors[j], ranked, self.encoder, fluency=self.fluency)
+            self.answer_decoded(part, ok, clips, top=top, splice=splice)
             answers += part
         return answers
+
+    def answer_decoded(self, results: list[QueryResult], ok: list[int], clips: Sequence[np.ndarray], *,
+                       top: int = 5, splice: bool = False) -> None:
+        """Fill ``results[ok[n]]`` with the reranked answer to decoded clip n (the web service
+        decodes once, for the answer and the frame strip, and calls this)."""
+        if not ok:
+            return
+        from v2p.rerank.splice import splice_prompt
+
+        found = self.retriever.search_clips(clips, top=self.k, pool_size=self.k)
+        found.fill(results, ok)
+        frame_text = self.encoder.frames_in_text_space(found.frames)
+        for j, i in enumerate(ok):
+            ranked = self.rerank(found.candidates[j], frame_text[j], max(top, self.k if splice else top),
+                                 frames=found.frames[j])
+            results[i].candidates = ranked[:top]
+            results[i].score_kind = "rerank"  # weighted sum of standardised terms
+            if splice:
+                results[i].spliced = splice_prompt(found.vectors[j], ranked, self.encoder, fluency=self.fluency)
 
 
 def parse_weights(text: str | None, base: RerankWeights) -> RerankWeights:

@@ -44,6 +44,8 @@ class ServeConfig:
     max_seconds: float = 120.0  # longest clip accepted
     max_pending: int = 16  # queries waiting or running; more get 503
     feedback_weights: bool = True  # rank with the weights fitted to this index's ratings, if any
+    rerank: bool = False  # answer through the reranker (the index's trained cross-encoder, if any)
+    splice: bool = False  # also compose a prompt from the candidates' phrases (implies rerank; ~190 ms)
 
 
 class UploadRejected(Exception):
@@ -112,6 +114,11 @@ class QueryService:
         feedback = cfg.feedback or Path(cfg.index) / "feedback.duckdb"
         self.feedback = FeedbackStore(feedback, index_path=str(Path(cfg.index).resolve()),
                                       encoder=self.retriever.index.encoder_spec)
+        self.reranker, self.notes = None, []  # notes: what the reranker lacks (no LM, no trained model)
+        if cfg.rerank or cfg.splice:
+            from v2p.rerank.reranker import make_reranker
+
+            self.reranker, self.notes = make_reranker(self.retriever, splice=cfg.splice)
         self._model_lock = threading.Lock()
         self.pending = 0
 
@@ -120,7 +127,8 @@ class QueryService:
                 "prompts": self.retriever.index.manifest["prompts"]["count"],
                 "videos": (self.retriever.index.manifest.get("videos") or {}).get("count", 0),
                 "ratings": self.feedback.count(), "weights": asdict(self.retriever.weights),
-                "max_upload_mb": self.cfg.max_upload_mb,
+                "max_upload_mb": self.cfg.max_upload_mb, "rerank": self.reranker is not None,
+                "cross_encoder": getattr(self.reranker, "cross", None) is not None, "splice": self.cfg.splice,
                 "max_seconds": self.cfg.max_seconds}
 
     def answer_file(self, path: Path, name: str, digest: str, top: int) -> dict:
@@ -131,7 +139,9 @@ class QueryService:
         t0 = time.perf_counter()
         with self._model_lock:  # decoded once: the same frames answer the query and make the strip
             results, ok, clips = self.retriever.decode_queries([str(path)])
-            if ok:
+            if ok and self.reranker is not None:
+                self.reranker.answer_decoded(results, ok, clips, top=top, splice=self.cfg.splice)
+            elif ok:
                 self.retriever.search_clips(clips, top=top).fill(results, ok)
             result = results[0]
         if result.error:

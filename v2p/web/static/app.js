@@ -51,7 +51,10 @@ function render(body) {
         <button type="button" class="down" aria-label="Bad prompt">✗ Bad</button></div>
     </li>`).join("");
   $("spliced").hidden = !res.spliced;
-  if (res.spliced) $("spliced").innerHTML = `<strong>Spliced:</strong> ${esc(res.spliced)}`;
+  if (res.spliced) {
+    $("spliced").innerHTML = `<div class="text"><strong>Spliced:</strong> ${esc(res.spliced)}</div>
+      <div class="meta"><span class="grow"></span><button type="button" class="copy">Copy</button></div>`;
+  }
   $("result").hidden = false;
 }
 
@@ -68,6 +71,12 @@ async function rate(i, value, button) {
     button.classList.add("on");
   } else { status("Your rating could not be saved.", true); }
 }
+
+$("spliced").addEventListener("click", async (e) => {
+  if (!e.target.classList.contains("copy") || !last?.result.spliced) return;
+  await navigator.clipboard?.writeText(last.result.spliced);
+  e.target.textContent = "Copied"; setTimeout(() => (e.target.textContent = "Copy"), 1200);
+});
 
 $("prompts").addEventListener("click", async (e) => {
   const li = e.target.closest(".prompt"); if (!li || !last) return;
