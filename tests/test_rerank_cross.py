@@ -70,10 +70,27 @@ def test_fit_learns_what_only_frames_and_words_tell():
                                         heads=2, max_tokens=16, dropout=0.0), C.minilm_word_vectors())
     train_idx, val_idx = np.arange(400), np.arange(400, len(frames))
     assert C.list_top1(model, lists, val_idx, tokens, frames) < 0.3  # untrained: ties, ~chance (1/8)
-    history, best, best_epoch = C.fit_cross_scorer(model, lists, tokens, {}, frames, train_idx, val_idx, cfg)
-    assert history[0]["epoch"] == 0 and history[0]["val_top1"] < 0.3  # epoch 0: the untrained model
-    assert best >= 0.9 and best_epoch > 0 and history[-1]["loss"] < history[1]["loss"]
-    assert C.list_top1(model, lists, val_idx, tokens, frames) == pytest.approx(best)  # left at the best epoch
+    fit = C.fit_cross_scorer(model, lists, tokens, {}, frames, train_idx, val_idx, cfg)
+    assert fit.history[0]["epoch"] == 0 and fit.history[0]["val_top1"] < 0.3  # epoch 0: the untrained model
+    assert fit.best_top1 >= 0.9 and fit.best_epoch > 0 and fit.history[-1]["loss"] < fit.history[1]["loss"]
+    assert fit.gain[1] > 0  # the gain over retrieval's order is clear: it is kept
+    assert C.list_top1(model, lists, val_idx, tokens, frames) == pytest.approx(fit.best_top1)  # left at the best
+
+
+def test_a_reranker_that_does_not_clearly_beat_retrieval_keeps_its_order():
+    """Frames that say nothing about the truth: whatever an epoch scores on validation by chance,
+    the kept model is epoch 0, which ranks exactly as retrieval does."""
+    lists, tokens, frames = _colour_direction_task()
+    frames = np.random.default_rng(9).normal(size=frames.shape).astype(np.float32)  # no signal left
+    lists.features[:] = np.random.default_rng(3).normal(size=lists.features.shape)  # retrieval's own scores
+    cfg = C.CrossTrainConfig(epochs=4, patience=4, batch_lists=16, lr=1e-3, reversed_negatives=False)
+    torch.manual_seed(0)
+    model = C.CrossScorer(C.CrossConfig(frame_dim=frames.shape[2], num_frames=frames.shape[1], width=32, layers=2,
+                                        heads=2, max_tokens=16, dropout=0.0), C.minilm_word_vectors())
+    fit = C.fit_cross_scorer(model, lists, tokens, {}, frames, np.arange(400), np.arange(400, len(frames)), cfg)
+    assert fit.best_epoch == 0 and fit.gain is not None and fit.gain[1] <= 0
+    retrieval_first = (np.argmax(lists.features[400:, :, 0], axis=1) == lists.positive[400:]).mean()
+    assert C.list_top1(model, lists, np.arange(400, len(frames)), tokens, frames) == pytest.approx(retrieval_first)
 
 
 def test_untrained_scorer_is_plain_retrieval(tiny_clip_index, small_shard):

@@ -74,11 +74,16 @@ def rerank_train(
     if as_json:
         print_json(rec)
         return
-    val = (f"held-out top-1 {rec['val_top1_retrieval']:.3f} (retrieval) -> {rec['val_top1_best']:.3f} (reranker)"
-           if rec.get("val_top1_best") is not None else "no held-out lists")
+    val = "no held-out lists"
+    if rec.get("val_gain"):
+        gain, lo, hi = rec["val_gain"]
+        val = (f"held-out top-1 {rec['val_top1_retrieval']:.3f} (retrieval), best epoch {gain:+.3f} "
+               f"[{lo:+.3f}, {hi:+.3f}]")
+    verdict = ("it did not clearly beat retrieval there, so it keeps retrieval's order" if rec["keeps_retrieval_order"]
+               else f"epoch {rec['best_epoch']} kept")
     out.print(f"reranker for {index}: {rec['parameters']:,} parameters, {rec['train_lists']} training lists "
-              f"({rec['missed']} clips had their prompt outside the top {k}), {val}, {rec['epochs_run']} epochs "
-              f"in {rec['seconds']:.0f}s; --rerank now uses it")
+              f"({rec['missed']} clips had their prompt outside the top {k}), {val}: {verdict}; "
+              f"{rec['epochs_run']} epochs in {rec['seconds']:.0f}s; --rerank now uses it")
 
 
 # --------------------------------------------------------------------------- train

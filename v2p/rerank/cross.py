@@ -361,29 +361,48 @@ def _listwise_loss(scores: torch.Tensor, list_of: torch.Tensor, labels: torch.Te
 
 
 @torch.inference_mode()
-def list_top1(model: CrossScorer, lists: TrainingLists, idx: np.ndarray, tokens, frames_store, batch: int = 64
-              ) -> float:
-    """Share of lists whose truth the model ranks first (retrieved candidates only)."""
+def list_hits(model: CrossScorer, lists: TrainingLists, idx: np.ndarray, tokens, frames_store, batch: int = 64
+              ) -> np.ndarray:
+    """Per list in ``idx``: 1.0 when the model ranks its truth first (retrieved candidates only)."""
     model.eval()
-    hits = 0
+    hits = []
     for s in range(0, len(idx), batch):
         part = idx[s:s + batch]
         frames, clip_of, ids, mask, feats, list_of, labels = _batch_tensors(lists, part, tokens, {}, frames_store, False)
         scores = model(model.encode_frames(frames), clip_of, ids, mask, feats).view(len(part), -1)
-        hits += int((scores.argmax(1) == torch.from_numpy(lists.positive[part])).sum())
-    return hits / max(len(idx), 1)
+        hits.append((scores.argmax(1) == torch.from_numpy(lists.positive[part])).double().numpy())
+    return np.concatenate(hits) if hits else np.zeros(0)
+
+
+def list_top1(model: CrossScorer, lists: TrainingLists, idx: np.ndarray, tokens, frames_store) -> float:
+    """Share of lists whose truth the model ranks first."""
+    hits = list_hits(model, lists, idx, tokens, frames_store)
+    return float(hits.mean()) if len(hits) else 0.0
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_top1: float  # validation top-1 of the model kept
+    best_epoch: int  # 0: the untrained model, which ranks as retrieval does
+    gain: tuple[float, float, float] | None  # best epoch's top-1 gain over epoch 0 [paired 95%] on validation
 
 
 def fit_cross_scorer(model: CrossScorer, lists: TrainingLists, tokens: dict[int, np.ndarray],
                      rev_tokens: dict[int, np.ndarray | None], frames_store, train_idx: np.ndarray,
                      val_idx: np.ndarray, cfg: CrossTrainConfig, *,
                      on_progress: Callable[[str, int, int | None], None] | None = None,
-                     rng: np.random.Generator | None = None) -> tuple[list[dict], float, int]:
+                     rng: np.random.Generator | None = None) -> FitResult:
     """Train ``model`` on the lists ``train_idx`` (listwise softmax loss, AdamW, warm-up then
     cosine decay) and leave it at the epoch with the best top-1 on ``val_idx`` (or the lowest
-    training loss without validation lists). Epoch 0 is the untrained model, which ranks as
-    retrieval does: when no epoch beats it on validation, that is what is kept, so a reranker
-    that does not help there changes nothing. Returns (history, best top-1, best epoch)."""
+    training loss without validation lists).
+
+    The reranker must earn its place: epoch 0, the untrained model, ranks exactly as retrieval
+    does, and the best epoch is kept only if its top-1 gain over epoch 0 on the validation lists
+    has a paired 95% bootstrap interval above 0. Otherwise the model goes back to epoch 0, so a
+    reranker that did not clearly beat retrieval there changes nothing."""
+    from v2p.eval.metrics import paired_bootstrap_ci
+
     progress = on_progress or (lambda stage, advance, total: None)
     rng = rng or np.random.default_rng(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -392,11 +411,16 @@ def fit_cross_scorer(model: CrossScorer, lists: TrainingLists, tokens: dict[int,
     warmup = max(1, total // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+
+    def snapshot() -> dict:
+        return {k: v.detach().clone() for k, v in model.state_dict().items() if k != "words"}
+
     history: list[dict] = []
     best, best_state, best_epoch, stale = -float("inf"), None, 0, 0
+    initial_state, initial_hits = snapshot(), None
     if len(val_idx):  # the untrained model ranks exactly as retrieval does: the bar every epoch must clear
-        best = list_top1(model, lists, val_idx, tokens, frames_store)
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if k != "words"}
+        initial_hits = list_hits(model, lists, val_idx, tokens, frames_store)
+        best, best_state = float(initial_hits.mean()), initial_state
         history.append({"epoch": 0, "loss": None, "val_top1": best})
     progress("training reranker", 0, total)
     for epoch in range(cfg.epochs):
@@ -420,15 +444,20 @@ def fit_cross_scorer(model: CrossScorer, lists: TrainingLists, tokens: dict[int,
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_top1": val})
         score = val if val is not None else -float(np.mean(losses))
         if score > best + 1e-9:
-            best, best_epoch, stale = score, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if k != "words"}
+            best, best_epoch, best_state, stale = score, epoch + 1, snapshot(), 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
     model.load_state_dict(best_state, strict=False)
+    gain = None
+    if initial_hits is not None:
+        gain = paired_bootstrap_ci(initial_hits, list_hits(model, lists, val_idx, tokens, frames_store))
+        if best_epoch and gain[1] <= 0:  # not clearly better than retrieval: keep retrieval's order
+            model.load_state_dict(initial_state, strict=False)
+            best, best_epoch = float(initial_hits.mean()), 0
     model.eval()
-    return history, best, best_epoch
+    return FitResult(history, best, best_epoch, gain)
 
 
 def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTrainConfig(), *,
@@ -479,17 +508,18 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
 
     torch.manual_seed(cfg.seed)
     model = CrossScorer(model_cfg, minilm_word_vectors())
-    history, best, best_epoch = fit_cross_scorer(model, lists, tokens, rev_tokens, index.video_frames, train_idx,
-                                                 val_idx, cfg, on_progress=progress, rng=rng)
+    fit = fit_cross_scorer(model, lists, tokens, rev_tokens, index.video_frames, train_idx, val_idx, cfg,
+                           on_progress=progress, rng=rng)
     folder = save_cross_reranker(model, index_dir)
     record = {"train_config": asdict(cfg), "encoder": index.encoder_spec, "query_videos": int(len(videos)),
               "lists": int(len(lists.videos)), "missed": lists.missed, "train_lists": int(len(train_idx)),
               "val_lists": int(len(val_idx)), "val_generator": val_generator,
               "retrieval_top1_on_lists": lists.retrieval_r1,
               "val_top1_retrieval": float(np.mean(lists.positive[val_idx] == 0)) if len(val_idx) else None,
-              "val_top1_best": best if len(val_idx) else None, "best_epoch": best_epoch,
-              "epochs_run": sum(h["epoch"] > 0 for h in history), "history": history,
+              "val_top1_best": fit.best_top1 if len(val_idx) else None, "best_epoch": fit.best_epoch,
+              "val_gain": list(fit.gain) if fit.gain else None, "keeps_retrieval_order": fit.best_epoch == 0,
+              "epochs_run": sum(h["epoch"] > 0 for h in fit.history), "history": fit.history,
               "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
               "seconds": time.perf_counter() - t0, **(provenance or {})}
     (folder / "training.json").write_text(json.dumps(record, indent=2))
-    return CrossTrainResult(model, history, record)
+    return CrossTrainResult(model, fit.history, record)
