@@ -127,8 +127,9 @@ NUMPY_ON_CPU_KINDS = {"v2p"}  # towers run in numpy on a CPU: with no GPU about,
 def create_encoder(spec: str, device: str | None = None) -> Encoder:
     """Build (once per process and device) the encoder a spec names."""
     parsed = parse_spec(spec)
-    if parsed.kind in CPU_ONLY_KINDS or (parsed.kind in NUMPY_ON_CPU_KINDS and device in (None, "cpu")
-                                         and (device == "cpu" or not cuda_may_be_present())):
+    no_gpu = device == "cpu" or (device is None and not cuda_may_be_present())
+    numpy_cpu = parsed.kind in NUMPY_ON_CPU_KINDS and no_gpu
+    if parsed.kind in CPU_ONLY_KINDS or numpy_cpu:
         resolved = "cpu"
     else:
         resolved = pick_device(device)

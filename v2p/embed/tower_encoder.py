@@ -18,6 +18,8 @@ import numpy as np
 
 from v2p.embed.base import Encoder, ProgressFn
 from v2p.embed.tower_config import TINY_CNN, TowerConfig
+from v2p.embed.tower_numpy import NumpyTower
+from v2p.embed.tower_numpy import frames_to_pixels as numpy_pixels
 from v2p.errors import EncoderSpecError
 
 TORCH_FROM_CLIPS = 32  # break-even of importing torch (2.4 s) on these 2 cores: 31 clips
@@ -37,8 +39,6 @@ class TowerEncoder(Encoder):
         self.cfg = TowerConfig.load(folder)
         self._torch = None
         if device == "cpu":
-            from v2p.embed.tower_numpy import NumpyTower
-
             self._numpy = NumpyTower.load(folder)
         else:
             self._numpy = None
@@ -74,7 +74,7 @@ class TowerEncoder(Encoder):
         out = []
         for start in range(0, len(clips), batch_size):
             part = clips[start:start + batch_size]
-            out.append(self._numpy.encode_frames(_numpy_pixels(part, self.cfg.image_size)) if use_numpy
+            out.append(self._numpy.encode_frames(numpy_pixels(part, self.cfg.image_size)) if use_numpy
                        else self._torch_frames(part))
         if not out:
             return np.empty((0, self.num_frames, self.frame_dim), np.float32)
@@ -118,9 +118,3 @@ class TowerEncoder(Encoder):
         with torch.inference_mode():
             pixels = frames_to_pixels(clips, self.cfg.image_size).to(self.device)
             return model.encode_frames(pixels).float().cpu().numpy()
-
-
-def _numpy_pixels(clips: Sequence[np.ndarray], size: int) -> np.ndarray:
-    from v2p.embed.tower_numpy import frames_to_pixels
-
-    return frames_to_pixels(clips, size)

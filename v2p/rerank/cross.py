@@ -248,6 +248,12 @@ class TrainingLists:
     retrieval_r1: float = 0.0  # how often retrieval already ranked it first, over the lists kept
 
 
+def read_frames(frames_store, rows: np.ndarray) -> np.ndarray:
+    """float32 per-frame vectors of ``rows`` in the caller's order, read in row order (a
+    memory-mapped store is read forwards, a page at a time)."""
+    return np.asarray(frames_store[np.sort(rows)], np.float32)[np.argsort(np.argsort(rows))]
+
+
 def mine_lists(retriever, video_rows: np.ndarray, k: int, on_progress: Callable[[int], None] | None = None,
                chunk: int = 256) -> TrainingLists:
     """Search each bank video as a query, its own video left out of the video path (so its
@@ -259,9 +265,7 @@ def mine_lists(retriever, video_rows: np.ndarray, k: int, on_progress: Callable[
     keep_v, keep_rows, keep_feats, keep_pos, missed, first = [], [], [], [], 0, 0
     for start in range(0, len(video_rows), chunk):
         vids = video_rows[start:start + chunk]
-        frames = np.asarray(frames_store[np.sort(vids)], np.float32)
-        order = np.argsort(np.argsort(vids))  # rows were read sorted (memmap); restore the caller's order
-        frames = frames[order]
+        frames = read_frames(frames_store, vids)
         vectors = enc.pool(frames)
         cands = retriever.search(vectors, top=k, pool_size=max(k, 50), video_vectors=enc.video_keys(frames),
                                  cameras=enc.camera(frames), exclude_videos=vids)
@@ -323,7 +327,7 @@ def _batch_tensors(lists: TrainingLists, idx: np.ndarray, tokens: dict[int, np.n
                    frames_store, use_reversed: bool):
     """Pairs of a batch of lists: (frames, clip_of_pair, ids, mask, features, list_of_pair, label_pair)."""
     vids = lists.videos[idx]
-    frames = torch.from_numpy(np.asarray(frames_store[np.sort(vids)], np.float32)[np.argsort(np.argsort(vids))])
+    frames = torch.from_numpy(read_frames(frames_store, vids))
     seqs, clip_of, feats, list_of, labels = [], [], [], [], []
     for j, i in enumerate(idx):
         pos = int(lists.positive[i])
@@ -368,7 +372,7 @@ def list_hits(model: CrossScorer, lists: TrainingLists, idx: np.ndarray, tokens,
     hits = []
     for s in range(0, len(idx), batch):
         part = idx[s:s + batch]
-        frames, clip_of, ids, mask, feats, list_of, labels = _batch_tensors(lists, part, tokens, {}, frames_store, False)
+        frames, clip_of, ids, mask, feats, _, _ = _batch_tensors(lists, part, tokens, {}, frames_store, False)
         scores = model(model.encode_frames(frames), clip_of, ids, mask, feats).view(len(part), -1)
         hits.append((scores.argmax(1) == torch.from_numpy(lists.positive[part])).double().numpy())
     return np.concatenate(hits) if hits else np.zeros(0)
@@ -492,7 +496,8 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
     rows_needed = np.unique(lists.rows)
     model_cfg = CrossConfig(frame_dim=int(index.manifest["videos"]["frame_dim"]),
                             num_frames=int(index.manifest["videos"]["frames_per_video"]),
-                            encoder_spec=index.encoder_spec, encoder_fingerprint=index.manifest.get("encoder_fingerprint"),
+                            encoder_spec=index.encoder_spec,
+                            encoder_fingerprint=index.manifest.get("encoder_fingerprint"),
                             vocab_sha256=vocab_sha256())
     texts = table.take(rows_needed).to_pylist()
     ids, mask = tokenize(texts, model_cfg.max_tokens)

@@ -97,11 +97,11 @@ class SightEncoder(Encoder):
         self.fingerprint = digest.hexdigest()[:16]
 
     def _models(self) -> tuple[TFLiteModel, TFLiteModel, TFLiteModel]:
-        """The calling thread's interpreters (an interpreter must not run in two threads at once)."""
+        """The calling thread's single-threaded interpreters (an interpreter must not run in two
+        threads at once; parallelism comes from the workers, see ``__init__``)."""
         models = getattr(self._local, "models", None)
         if models is None:
-            threads = 1 if self.workers > 1 else self.workers
-            models = tuple(TFLiteModel(self.folder / name, threads) for name in (CLASSIFIER, EMBEDDER, SEGMENTER))
+            models = tuple(TFLiteModel(self.folder / name, 1) for name in (CLASSIFIER, EMBEDDER, SEGMENTER))
             self._local.models = models
         return models
 
