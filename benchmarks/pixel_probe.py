@@ -89,7 +89,8 @@ def main() -> None:
     xb, yb_text, ub = load(sorted(bank.glob("*.tar")), bank / "prompts.csv", args.attribute)
     xq, yq_text, uq = load(sorted(queries.glob("*.tar")), queries / "prompts.csv", args.attribute)
     decode_s = time.perf_counter() - t0
-    keep = [i for i, u in enumerate(ub) if u not in set(uq)]  # no query prompt is trained on
+    query_prompts = set(uq)
+    keep = [i for i, u in enumerate(ub) if u not in query_prompts]  # no query prompt is trained on
     classes = sorted(set(yb_text))
     to_id = {c: i for i, c in enumerate(classes)}
     xb, yb = torch.from_numpy(xb[keep]), torch.tensor([to_id[yb_text[i]] for i in keep])
