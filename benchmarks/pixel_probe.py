@@ -14,10 +14,7 @@ Usage: python benchmarks/pixel_probe.py [--attribute shape] [--epochs 8] [--seed
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -30,27 +27,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import heldout_world, print_table, write_json  # noqa: E402
 
 from v2p.data.frames import sample_frames  # noqa: E402
+from v2p.data.shard import open_shard  # noqa: E402
+from v2p.eval.runner import iter_queries  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 8, 64, 112
 
 
-def load(tars: list[Path], prompts_csv: Path, attribute: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """uint8 [n, 8, 3, 64, 112] frames (decoded at short side 64, as v2p-tiny's query path
-    decodes, then resized to one canvas), each video's attribute value, and its prompt uuid."""
-    attrs = {r["uuid"]: json.loads(r["attributes"]) for r in csv.DictReader(prompts_csv.open(encoding="utf-8"))}
+def load(folder: Path, attribute: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """uint8 [n, 8, 3, 64, 112] frames of a shard's videos (decoded at short side 64, as
+    v2p-tiny's query path decodes, then resized to one canvas), each video's attribute value,
+    and its prompt uuid."""
     clips, labels, uuids = [], [], []
-    for tar in tars:
-        with tarfile.open(tar) as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                uuid = member.name.split("-", 1)[1].rsplit(".", 1)[0]
-                frames = sample_frames(tf.extractfile(member).read(), FRAMES, name=member.name, short_side=64)
-                x = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size=(HEIGHT, WIDTH),
-                                  mode="bilinear", antialias=True, align_corners=False)
-                clips.append(x.round().clamp(0, 255).to(torch.uint8).numpy())
-                labels.append(str(attrs[uuid][attribute]))
-                uuids.append(uuid)
+    for q in iter_queries(open_shard(folder)):
+        frames = sample_frames(q.data, FRAMES, name=q.name, short_side=64)
+        x = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size=(HEIGHT, WIDTH),
+                          mode="bilinear", antialias=True, align_corners=False)
+        clips.append(x.round().clamp(0, 255).to(torch.uint8).numpy())
+        labels.append(str(q.attributes[attribute]))
+        uuids.append(q.uuid)
     return np.stack(clips), labels, uuids
 
 
@@ -86,8 +80,8 @@ def main() -> None:
     out = Path(args.out) / "heldout"
     bank, queries = heldout_world(out)
     t0 = time.perf_counter()
-    xb, yb_text, ub = load(sorted(bank.glob("*.tar")), bank / "prompts.csv", args.attribute)
-    xq, yq_text, uq = load(sorted(queries.glob("*.tar")), queries / "prompts.csv", args.attribute)
+    xb, yb_text, ub = load(bank, args.attribute)
+    xq, yq_text, uq = load(queries, args.attribute)
     decode_s = time.perf_counter() - t0
     query_prompts = set(uq)
     keep = [i for i, u in enumerate(ub) if u not in query_prompts]  # no query prompt is trained on
@@ -113,14 +107,15 @@ def main() -> None:
         net.eval()
         with torch.no_grad():
             pred = torch.cat([net(part).argmax(1) for part in xq.split(50)])
-        rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "query_accuracy": float((pred == yq).float().mean()),
-                     "seconds": time.perf_counter() - t})
+        rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                     "query_accuracy": float((pred == yq).float().mean()), "seconds": time.perf_counter() - t})
     majority = float(np.bincount(yq[yq >= 0].numpy()).max() / len(yq))
     print_table(rows, f"{args.attribute} from decoded frames: CNN trained on {len(xb)} bank clips (ms + vc2), "
                       f"scored on {len(xq)} pika clips; majority class {majority:.3f}")
     write_json(out / f"pixel_probe_{args.attribute}.json",
-               {"attribute": args.attribute, "seed": args.seed, "epochs": args.epochs, "classes": classes, "rows": rows, "majority": majority,
-                "train_clips": len(xb), "query_clips": len(xq), "decode_seconds": decode_s})
+               {"attribute": args.attribute, "seed": args.seed, "epochs": args.epochs, "classes": classes,
+                "rows": rows, "majority": majority, "train_clips": len(xb), "query_clips": len(xq),
+                "decode_seconds": decode_s})
 
 
 if __name__ == "__main__":
