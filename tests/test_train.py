@@ -32,18 +32,22 @@ def test_training_set_from_shard(shard_set):
     assert len(set(train) & set(val)) == 0 and len(train) + len(val) == 12
 
 
-@pytest.mark.parametrize("head", ["temporal", "mean"])
-def test_a_few_steps_lower_the_loss(shard_set, tmp_path, head):
-    cfg = TrainConfig(epochs=12, batch_size=9, lr=3e-3, patience=100, val_fraction=0.25, augment=False)
+@pytest.mark.parametrize("head,group,pairs", [("temporal", 1, False), ("mean", 1, False), ("temporal", 3, True)])
+def test_a_few_steps_lower_the_loss(shard_set, tmp_path, head, group, pairs):
+    cfg = TrainConfig(epochs=12, batch_size=9, lr=3e-3, patience=100, val_fraction=0.25, augment=False,
+                      neighbour_group=group, video_pairs=pairs)
     result = train_tower(shard_set, tmp_path / head, head=head, cfg=cfg)
     losses = [r["train_loss"] for r in result.history]
     assert len(losses) == 12
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
-    assert {"val_loss", "val_r1", "val_r5"} <= set(result.history[0])
+    assert {"val_loss", "val_r1", "val_r5", "val_video_r1"} <= set(result.history[0])
     files = sorted(p.name for p in (tmp_path / head).iterdir())
     assert files == ["config.json", "model.safetensors", "train_log.jsonl", "training.json"]
     log = [json.loads(line) for line in (tmp_path / head / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == list(range(1, 13))
+    training = json.loads((tmp_path / head / "training.json").read_text())
+    assert training["train_config"]["neighbour_group"] == group
+    assert training["train_config"]["video_pairs"] is pairs
 
 
 def test_trained_folder_is_an_encoder_and_indexes(shard_set, small_shard, tmp_path):

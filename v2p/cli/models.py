@@ -109,6 +109,11 @@ def train(
     hard_negatives: Annotated[bool, typer.Option(help="Add each prompt's motion reversal ('left' <-> 'right', "
                                                       "'zoom in' <-> 'zoom out') and its clip played backwards as "
                                                       "hard negatives, so the head must learn the order of frames.")] = True,
+    neighbour_group: Annotated[int, typer.Option(help="Fill batches with groups of N prompts that are near in the text "
+                                                      "space, so each clip meets its near misses as negatives "
+                                                      "(1 = random batches).")] = 1,
+    video_pairs: Annotated[bool, typer.Option(help="Also train two clips of one prompt (e.g. two generators') to "
+                                                   "match each other: what the video path compares.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training summary as JSON.")] = False,
@@ -122,6 +127,8 @@ def train(
 
     if head not in ("mean", "temporal"):
         raise V2PError(f"--head must be mean or temporal, not {head!r}")
+    if not 1 <= neighbour_group <= batch_size:
+        raise V2PError(f"--neighbour-group must be between 1 and --batch-size ({batch_size}), not {neighbour_group}")
     is_index = (source / "manifest.json").is_file()
     with progress_bar() as bar:
         stages = StageProgress(bar)
@@ -137,7 +144,8 @@ def train(
                                          generators=generators.split(",") if generators else None, limit=limit,
                                          skip_bad=skip_bad, on_progress=stages)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                          max_steps=max_steps, hard_negatives=hard_negatives)
+                          max_steps=max_steps, hard_negatives=hard_negatives, neighbour_group=neighbour_group,
+                          video_pairs=video_pairs)
         command = "v2p train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         result = train_tower(data, out_dir, head=head, text_encoder=text_encoder, cfg=cfg, on_progress=stages,
                              provenance={"command": command, "seed": seed}, overwrite=overwrite)

@@ -6,10 +6,16 @@ that name a direction bring two NegCLIP-style hard negatives: their motion-rever
 ("sliding to the right" for a clip sliding to the left) as a wrong answer for the videos, and
 their clip played backwards as a wrong answer for the prompts. Only the order of the frames
 tells either apart, so the head has to learn time (random batches never ask for it: the
-other attributes already separate random prompts). Each epoch visits every training prompt
-once, with one of its videos drawn at random, so a batch never holds two positives for one
-prompt. Validation (held-out prompts, every one of their videos) picks the best epoch and
-stops training once it has not improved for ``patience`` epochs.
+other attributes already separate random prompts). Two more options ask for what random
+batches do not: ``neighbour_group`` fills batches with groups of text-near prompts, so a
+clip's negatives include its near misses (``v2p/train/sampling.py``), and ``video_pairs``
+adds a second clip of each prompt (another generator's render, as VidProM has four) and a
+clip-to-clip InfoNCE term with its own temperature, training what the video path compares
+(a query clip against the bank's own videos), not only the clip-to-text match. Each epoch
+visits every training prompt once, with one of its videos drawn at random (two with
+``video_pairs``), so a batch never holds two positives for one prompt. Validation (held-out
+prompts, every one of their videos) picks the best epoch and stops training once it has not
+improved for ``patience`` epochs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ from torch import nn
 from v2p._paths import refuse_existing
 from v2p.embed.tower import TowerConfig, VideoTower, normalise_pixels, save_tower
 from v2p.train.data import TrainingSet
+from v2p.train.sampling import neighbour_batches, text_neighbours
+
+# a neighbour at this cosine or above is taken for a rewording of the same prompt, never a negative
+REWORDING_COSINE = 0.97
 
 
 @dataclass
@@ -43,6 +53,8 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimiser steps (tests, smoke runs)
     augment: bool = True
     hard_negatives: bool = True  # motion-reversed prompts and backwards clips as negatives (module doc)
+    neighbour_group: int = 1  # batches of groups of this many text-near prompts (v2p/train/sampling.py); 1 = random
+    video_pairs: bool = False  # also match two clips of one prompt (other generators') to each other (module doc)
 
 
 @dataclass
@@ -109,6 +121,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.model = VideoTower(tower_cfg)
         self.loss = ContrastiveLoss()
+        self.pair_loss = ContrastiveLoss()  # its own temperature: same-modal cosines sit higher
         self.text = torch.from_numpy(np.asarray(data.text_vectors, dtype=np.float32))
         self.use_hard = cfg.hard_negatives and data.has_reversal is not None and bool(data.has_reversal.any())
         if self.use_hard:
@@ -120,6 +133,10 @@ class Trainer:
             self.videos_of[p].append(v)
         self.train_prompts = np.array([p for p in self.train_prompts if self.videos_of[p]], np.int64)
         self.val_prompts = np.array([p for p in self.val_prompts if self.videos_of[p]], np.int64)
+        self.neighbours = None
+        if cfg.neighbour_group > 1:
+            keys = F.normalize(self.text[self.train_prompts], dim=1).numpy()
+            self.neighbours = text_neighbours(keys, 4 * cfg.neighbour_group, REWORDING_COSINE)
 
     def _frames(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
         """Frame vectors [B, T, f] of the videos (pixels through the frame encoder, or cached vectors)."""
@@ -160,13 +177,43 @@ class Trainer:
                     extra = {"val_reversal_acc": float((true[has] > rev[has]).float().mean()),
                              "val_reversal_videos": int(has.sum())}
             loss = float(F.cross_entropy(logits, target))
+            # the video path's question: is a held-out clip's nearest other clip one of its own prompt's?
+            owner = torch.from_numpy(self.data.video_prompt[vids])
+            has_twin = torch.bincount(owner)[owner] > 1
+            if bool(has_twin.any()):
+                nearest = torch.empty(len(vids), dtype=torch.long)
+                for s in range(0, len(vids), 1024):  # blocks: memory 1024 x n, not n x n
+                    same = emb[s:s + 1024] @ emb.T
+                    same[torch.arange(len(same)), s + torch.arange(len(same))] = -float("inf")
+                    nearest[s:s + 1024] = same.argmax(1)
+                extra["val_video_r1"] = float((owner[nearest] == owner)[has_twin].float().mean())
         return {"val_loss": loss, "val_r1": float((ranks < 1).float().mean()),
                 "val_r5": float((ranks < 5).float().mean()), "val_videos": len(vids), "val_prompts": len(text),
                 **extra}
 
+    def _text_loss(self, vids: np.ndarray, prompts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clips' contrastive loss against the batch's prompts (and their reversals), and the pooled clips."""
+        frames = self._frames(vids, train=True)
+        pooled = self.model.pool(frames)
+        if self.use_hard:  # the batch's reversed prompts and its clips played backwards
+            return self.loss(pooled, self.text[prompts], self.reversed[prompts], self.model.pool(frames.flip(1)),
+                             self.has_reversal[prompts]), pooled
+        return self.loss(pooled, self.text[prompts]), pooled
+
+    def _other_videos(self, vids: np.ndarray, prompts: np.ndarray) -> np.ndarray:
+        """For each (video, prompt) of a batch, another video of that prompt (itself when it has one only)."""
+        out = vids.copy()
+        for i, (v, p) in enumerate(zip(vids.tolist(), prompts.tolist(), strict=True)):
+            others = [o for o in self.videos_of[p] if o != v]
+            if others:
+                out[i] = others[int(self.rng.integers(len(others)))]
+        return out
+
     def run(self) -> TrainResult:
         cfg = self.cfg
         params = list(self.model.parameters()) + list(self.loss.parameters())
+        if cfg.video_pairs:
+            params += list(self.pair_loss.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, math.ceil(len(self.train_prompts) / cfg.batch_size))
         total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
@@ -179,20 +226,21 @@ class Trainer:
         t0 = time.perf_counter()
         self.progress("training", 0, total)
         for epoch in range(1, cfg.epochs + 1):
+            if self.neighbours is None:
+                order = self.rng.permutation(self.train_prompts)
+            else:
+                order = self.train_prompts[neighbour_batches(self.neighbours, cfg.neighbour_group, self.rng)]
             self.model.train()
-            order = self.rng.permutation(self.train_prompts)
             losses = []
             for s in range(0, len(order), cfg.batch_size):
                 prompts = order[s:s + cfg.batch_size]
                 if len(prompts) < 2:
                     continue
                 vids = np.array([self.rng.choice(self.videos_of[p]) for p in prompts], np.int64)
-                frames = self._frames(vids, train=True)
-                if self.use_hard:  # the batch's reversed prompts and its clips played backwards
-                    loss = self.loss(self.model.pool(frames), self.text[prompts], self.reversed[prompts],
-                                     self.model.pool(frames.flip(1)), self.has_reversal[prompts])
-                else:
-                    loss = self.loss(self.model.pool(frames), self.text[prompts])
+                loss, pooled = self._text_loss(vids, prompts)
+                if cfg.video_pairs:
+                    second, pooled_second = self._text_loss(self._other_videos(vids, prompts), prompts)
+                    loss = (loss + second) / 2 + self.pair_loss(pooled, pooled_second)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 5.0)
