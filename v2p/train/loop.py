@@ -133,7 +133,7 @@ class Trainer:
             self.videos_of[p].append(v)
         self.train_prompts = np.array([p for p in self.train_prompts if self.videos_of[p]], np.int64)
         self.val_prompts = np.array([p for p in self.val_prompts if self.videos_of[p]], np.int64)
-        self.neighbours = None
+        self.neighbours = np.full((len(self.train_prompts), 0), -1, np.int64)  # group 1: plain shuffles
         if cfg.neighbour_group > 1:
             keys = F.normalize(self.text[self.train_prompts], dim=1).numpy()
             self.neighbours = text_neighbours(keys, 4 * cfg.neighbour_group, REWORDING_COSINE)
@@ -226,10 +226,7 @@ class Trainer:
         t0 = time.perf_counter()
         self.progress("training", 0, total)
         for epoch in range(1, cfg.epochs + 1):
-            if self.neighbours is None:
-                order = self.rng.permutation(self.train_prompts)
-            else:
-                order = self.train_prompts[neighbour_batches(self.neighbours, cfg.neighbour_group, self.rng)]
+            order = self.train_prompts[neighbour_batches(self.neighbours, cfg.neighbour_group, self.rng)]
             self.model.train()
             losses = []
             for s in range(0, len(order), cfg.batch_size):
