@@ -190,3 +190,13 @@ def test_resume_refuses_weights_retrained_since_the_crash(shard_set, small_shard
     train_tower(shard_set, model, cfg=TrainConfig(epochs=1, batch_size=12, val_fraction=0.25, seed=5), overwrite=True)
     resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
     assert resumed.returncode == 2 and "settings differ: encoder_fingerprint" in resumed.stderr
+
+
+def test_train_refuses_a_neighbour_group_larger_than_the_batch(tmp_path):
+    from typer.testing import CliRunner
+
+    from v2p.cli import app
+
+    res = CliRunner().invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "m"), "--neighbour-group", "200"])
+    assert res.exit_code == 2 and "must be between 1 and --batch-size (128), not 200" in res.output, res.output
+    assert not (tmp_path / "m").exists()
