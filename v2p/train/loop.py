@@ -37,9 +37,6 @@ from v2p.embed.tower import TowerConfig, VideoTower, normalise_pixels, save_towe
 from v2p.train.data import TrainingSet
 from v2p.train.sampling import neighbour_batches, text_neighbours
 
-# a neighbour at this cosine or above is taken for a rewording of the same prompt, never a negative
-REWORDING_COSINE = 0.97
-
 
 @dataclass
 class TrainConfig:
@@ -136,7 +133,7 @@ class Trainer:
         self.neighbours = np.full((len(self.train_prompts), 0), -1, np.int64)  # group 1: plain shuffles
         if cfg.neighbour_group > 1:
             keys = F.normalize(self.text[self.train_prompts], dim=1).numpy()
-            self.neighbours = text_neighbours(keys, 4 * cfg.neighbour_group, REWORDING_COSINE)
+            self.neighbours = text_neighbours(keys, 4 * cfg.neighbour_group)
 
     def _frames(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
         """Frame vectors [B, T, f] of the videos (pixels through the frame encoder, or cached vectors)."""

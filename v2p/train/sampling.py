@@ -5,16 +5,20 @@ and scene already tell every prompt apart, so a tower can rank well in training 
 blind to whatever is rarely decisive (a subject's shape, whether the camera moves). Any bank
 holds the cure: prompts that differ from each other in a few words. ``neighbour_batches``
 fills each batch with small groups of prompts that are near in the frozen text space, so each
-clip meets its near misses as negatives; the ones retrieval later confuses it with. This is
-topic-aware batch sampling as in dense-retrieval training (TAS-B), mined with no labels.
+clip meets its near misses as negatives. This is topic-aware batch sampling as in
+dense-retrieval training (TAS-B), mined with no labels.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+# a neighbour at this cosine or above is taken for a rewording of the same prompt, never a negative
+REWORDING_COSINE = 0.97
 
-def text_neighbours(text: np.ndarray, candidates: int, rewording_cosine: float, block: int = 1024) -> np.ndarray:
+
+def text_neighbours(text: np.ndarray, candidates: int, rewording_cosine: float = REWORDING_COSINE,
+                    block: int = 1024) -> np.ndarray:
     """For each row of ``text`` (unit vectors, one per prompt), its ``candidates`` nearest other
     rows, best first.
 
