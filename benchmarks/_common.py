@@ -57,10 +57,15 @@ def heldout_world(out: Path) -> tuple[Path, Path]:
 
 def heldout_index(out: Path, name: str, spec: str, *, with_lm: bool = False) -> Path:
     """Index of the held-out bank with ``spec``, keeping the first 1,600 prompts (so ~100 queries are not in it);
-    ``with_lm`` also trains the bank language model the rerank fluency term uses."""
+    ``with_lm`` also trains the bank language model the rerank fluency term uses. An index built
+    with other weights of ``spec`` (a retrained v2p-tiny) is rebuilt, never reused."""
+    from v2p.embed.factory import create_encoder
+
     bank, _ = heldout_world(out)
     index = out / f"index-{name}"
-    if not (index / "manifest.json").exists():
+    manifest = index / "manifest.json"
+    built = json.loads(manifest.read_text()).get("encoder_fingerprint") if manifest.exists() else None
+    if not manifest.exists() or built != create_encoder(spec).fingerprint:
         v2p_cli("index", "build", str(bank), "--out", str(index), "--encoder", spec, "--videos", "--limit", "1600",
                 "--overwrite")
     if with_lm and not (index / "lm" / "config.json").exists():

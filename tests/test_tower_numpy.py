@@ -41,10 +41,10 @@ def test_gelu_and_layers_match_torch():
     assert np.abs(ours - ref).max() < 1e-4
 
 
-@pytest.mark.parametrize("head", ["temporal", "mean"])
-def test_random_tower_matches_torch(tmp_path, head):
+@pytest.mark.parametrize("head,max_pool", [("temporal", False), ("mean", False), ("temporal", True)])
+def test_random_tower_matches_torch(tmp_path, head, max_pool):
     torch.manual_seed(3)
-    cfg = T.TowerConfig(head=head, frame_differences=True)
+    cfg = T.TowerConfig(head=head, frame_differences=True, frame_max_pool=max_pool)
     model = T.VideoTower(cfg).eval()
     with torch.no_grad():  # make BatchNorm's running statistics non-trivial
         for m in model.modules():
@@ -88,7 +88,8 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
     cfg = json.loads((bad / "config.json").read_text())
-    for change in ({"head_width": 64}, {"head_layers": 1}, {"head_layers": 3}, {"frame_differences": False}):
+    for change in ({"head_width": 64}, {"head_layers": 1}, {"head_layers": 3}, {"frame_differences": False},
+                   {"frame_max_pool": not cfg.get("frame_max_pool", False)}):
         (bad / "config.json").write_text(json.dumps({**cfg, **change}))
         with pytest.raises(EncoderSpecError, match="do not match its config"):
             N.NumpyTower.load(bad)

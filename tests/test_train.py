@@ -32,11 +32,12 @@ def test_training_set_from_shard(shard_set):
     assert len(set(train) & set(val)) == 0 and len(train) + len(val) == 12
 
 
-@pytest.mark.parametrize("head,group,pairs", [("temporal", 1, False), ("mean", 1, False), ("temporal", 3, True)])
-def test_a_few_steps_lower_the_loss(shard_set, tmp_path, head, group, pairs):
+@pytest.mark.parametrize("head,group,pairs,max_pool", [("temporal", 1, False, False), ("mean", 1, False, False),
+                                                        ("temporal", 3, True, True)])
+def test_a_few_steps_lower_the_loss(shard_set, tmp_path, head, group, pairs, max_pool):
     cfg = TrainConfig(epochs=12, batch_size=9, lr=3e-3, patience=100, val_fraction=0.25, augment=False,
                       neighbour_group=group, video_pairs=pairs)
-    result = train_tower(shard_set, tmp_path / head, head=head, cfg=cfg)
+    result = train_tower(shard_set, tmp_path / head, head=head, cfg=cfg, tower_overrides={"frame_max_pool": max_pool})
     losses = [r["train_loss"] for r in result.history]
     assert len(losses) == 12
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
@@ -48,6 +49,24 @@ def test_a_few_steps_lower_the_loss(shard_set, tmp_path, head, group, pairs):
     training = json.loads((tmp_path / head / "training.json").read_text())
     assert training["train_config"]["neighbour_group"] == group
     assert training["train_config"]["video_pairs"] is pairs
+    assert training["word_swaps_per_prompt"] == 0 and "val_swap_acc" not in result.history[0]
+    assert json.loads((tmp_path / head / "config.json").read_text())["frame_max_pool"] is max_pool
+
+
+def test_word_swaps_enter_training_and_are_recorded(shard_set, tmp_path):
+    from dataclasses import replace
+
+    mini = create_encoder("minilm")
+    # 12 prompts rarely repeat a context twice: one shared context is evidence enough here
+    swaps, has = train_data.embed_word_swaps(shard_set.prompts, shard_set.text_vectors, mini.encode_text,
+                                             per_prompt=2, min_shared=1)
+    assert has.any()
+    data = replace(shard_set, swap_vectors=swaps, has_swap=has)
+    cfg = TrainConfig(epochs=2, batch_size=9, val_fraction=0.25, augment=False)
+    result = train_tower(data, tmp_path / "m", cfg=cfg)
+    assert 0.0 <= result.history[-1]["val_swap_acc"] <= 1.0
+    training = json.loads((tmp_path / "m" / "training.json").read_text())
+    assert training["word_swaps_per_prompt"] == 2 and training["prompts_with_word_swaps"] == int(has.any(1).sum())
 
 
 def test_trained_folder_is_an_encoder_and_indexes(shard_set, small_shard, tmp_path):
@@ -76,6 +95,15 @@ def test_head_trains_on_cached_clip_frames(tiny_clip_index, tmp_path):
     assert cfg["frame_encoder"] == "clip:v2p-clip-tiny/random" and cfg["frame_dim"] == 64
     enc = create_encoder(f"v2p:{tmp_path / 'head'}")
     assert enc.encode_videos([np.zeros((8, 32, 32, 3), np.uint8)]).shape == (1, 384)
+
+
+def test_train_refuses_frame_max_pool_on_cached_frames(tiny_clip_index, tmp_path):
+    from typer.testing import CliRunner
+
+    from v2p.cli import app
+
+    res = CliRunner().invoke(app, ["train", str(tiny_clip_index), "--out", str(tmp_path / "m"), "--frame-max-pool"])
+    assert res.exit_code == 2 and "--frame-max-pool changes the tiny-cnn frame encoder" in res.output, res.output
 
 
 def test_index_without_videos_cannot_train(minilm_index):
@@ -109,16 +137,16 @@ def test_contrastive_loss_prefers_matching_pairs():
     assert loss(eye, eye) < loss(eye, eye.roll(1, 0))
 
 
-def test_hard_negatives_enter_only_where_a_reversal_exists():
+def test_hard_negatives_enter_only_where_their_mask_is_set():
     loss = ContrastiveLoss()
     eye = torch.eye(3)
     plain = loss(eye, eye)
     yes, no = torch.tensor([True, True, True]), torch.tensor([False, False, False])
     # a reversal identical to the true pair (what a head blind to frame order produces) costs; a far one barely
-    assert loss(eye, eye, reversed_text=eye, has_reversal=yes) > plain
-    assert loss(eye, eye, reversed_video=eye, has_reversal=yes) > plain
-    assert torch.allclose(loss(eye, eye, eye, eye, has_reversal=no), plain)
-    assert torch.allclose(loss(eye, eye, -eye, -eye, has_reversal=yes), plain, atol=1e-4)
+    assert loss(eye, eye, extra_text=eye, extra_text_mask=yes) > plain
+    assert loss(eye, eye, extra_video=eye, extra_video_mask=yes) > plain
+    assert torch.allclose(loss(eye, eye, eye, no, eye, no), plain)
+    assert torch.allclose(loss(eye, eye, -eye, yes, -eye, yes), plain, atol=1e-4)
 
 
 def test_training_set_carries_motion_reversals(shard_set):
@@ -192,7 +220,7 @@ def test_resume_refuses_weights_retrained_since_the_crash(shard_set, small_shard
     assert resumed.returncode == 2 and "settings differ: encoder_fingerprint" in resumed.stderr
 
 
-def test_train_refuses_a_neighbour_group_larger_than_the_batch(tmp_path):
+def test_train_refuses_a_bad_neighbour_group_or_word_swap_count(tmp_path):
     from typer.testing import CliRunner
 
     from v2p.cli import app
@@ -200,3 +228,5 @@ def test_train_refuses_a_neighbour_group_larger_than_the_batch(tmp_path):
     res = CliRunner().invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "m"), "--neighbour-group", "200"])
     assert res.exit_code == 2 and "must be between 1 and --batch-size (128), not 200" in res.output, res.output
     assert not (tmp_path / "m").exists()
+    res = CliRunner().invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "m"), "--word-swaps", "-1"])
+    assert res.exit_code == 2 and "--word-swaps must be 0 or more, not -1" in res.output, res.output

@@ -114,6 +114,11 @@ def train(
                                                       "(1 = random batches).")] = 1,
     video_pairs: Annotated[bool, typer.Option(help="Also train two clips of one prompt (e.g. two generators') to "
                                                    "match each other: what the video path compares.")] = False,
+    word_swaps: Annotated[int, typer.Option(help="Add up to N hard negatives per prompt, each the prompt with one "
+                                                 "word replaced by a word the corpus uses in its place ('red cube' -> "
+                                                 "'red ball'), so each attribute is learnt on its own (0 = off).")] = 0,
+    frame_max_pool: Annotated[bool, typer.Option(help="tiny-cnn frame vectors also carry each channel's maximum over "
+                                                      "the frame: what is shown, wherever it stands.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training summary as JSON.")] = False,
@@ -129,11 +134,16 @@ def train(
         raise V2PError(f"--head must be mean or temporal, not {head!r}")
     if not 1 <= neighbour_group <= batch_size:
         raise V2PError(f"--neighbour-group must be between 1 and --batch-size ({batch_size}), not {neighbour_group}")
+    if word_swaps < 0:
+        raise V2PError(f"--word-swaps must be 0 or more, not {word_swaps}")
     is_index = (source / "manifest.json").is_file()
     with progress_bar() as bar:
         stages = StageProgress(bar)
         if is_index:
-            data = train_data.from_index(source, text_encoder=text_encoder)
+            if frame_max_pool:
+                raise V2PError("--frame-max-pool changes the tiny-cnn frame encoder; a cached-frame index keeps "
+                               "its own encoder's frame vectors")
+            data = train_data.from_index(source, text_encoder=text_encoder, word_swaps=word_swaps, on_progress=stages)
         else:
             if frame_encoder != "tiny-cnn":
                 raise V2PError("a clip frame encoder trains on cached frame vectors: build an index with "
@@ -142,12 +152,13 @@ def train(
 
             data = train_data.from_shard(open_shard(source), text_encoder=text_encoder, num_frames=frames,
                                          generators=generators.split(",") if generators else None, limit=limit,
-                                         skip_bad=skip_bad, on_progress=stages)
+                                         skip_bad=skip_bad, word_swaps=word_swaps, on_progress=stages)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                           max_steps=max_steps, hard_negatives=hard_negatives, neighbour_group=neighbour_group,
                           video_pairs=video_pairs)
         command = "v2p train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         result = train_tower(data, out_dir, head=head, text_encoder=text_encoder, cfg=cfg, on_progress=stages,
+                             tower_overrides={"frame_max_pool": frame_max_pool},
                              provenance={"command": command, "seed": seed}, overwrite=overwrite)
     summary = {"out": str(out_dir), "encoder_spec": f"v2p:{out_dir}", "best_epoch": result.best_epoch,
                "epochs_run": len(result.history), "seconds": result.seconds, **result.best}
@@ -157,5 +168,6 @@ def train(
         out.print(f"trained {head} tower -> {out_dir} (best epoch {result.best_epoch} of {len(result.history)}, "
                   f"val R@1 {result.best.get('val_r1', float('nan')):.3f}"
                   + (f", reversal acc. {result.best['val_reversal_acc']:.3f}" if "val_reversal_acc" in result.best else "")
+                  + (f", word-swap acc. {result.best['val_swap_acc']:.3f}" if "val_swap_acc" in result.best else "")
                   + f", {result.seconds:.0f}s); "
                   f"use it as --encoder v2p:{out_dir}")

@@ -33,20 +33,31 @@ __all__ = ["FRAME_MEAN", "FRAME_STD", "PACKAGED_MODELS", "TINY_CNN", "TowerConfi
 
 
 class FrameCNN(nn.Module):
-    """Four stride-2 conv blocks (64 -> 4 px, ~11M multiply-adds a frame), flattened map -> frame vector."""
+    """Four stride-2 conv blocks (64 -> 4 px, ~11M multiply-adds a frame), flattened map -> frame vector.
 
-    def __init__(self, width: int = 32, out_dim: int = 128, image_size: int = 64):
+    The flattened map keeps *where* things are, which the temporal head needs to read motion;
+    but each of its 16 cells must then learn *what* is there on its own, and a subject that
+    moves across the frame is a different input at every cell. ``max_pool`` adds each
+    channel's maximum over the map (as a classifier's global pooling), the same wherever the
+    subject stands: what it is, read once for all positions."""
+
+    def __init__(self, width: int = 32, out_dim: int = 128, image_size: int = 64, max_pool: bool = False):
         super().__init__()
         chans = [3, width, 2 * width, 3 * width, 4 * width]
         layers = []
         for cin, cout in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU()]
         self.features = nn.Sequential(*layers)
+        self.max_pool = max_pool
         side = image_size // 16
-        self.proj = nn.Linear(chans[-1] * side * side, out_dim)
+        self.proj = nn.Linear(chans[-1] * (side * side + (1 if max_pool else 0)), out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, out_dim]
-        return self.proj(self.features(x).flatten(1))
+        maps = self.features(x)
+        flat = maps.flatten(1)
+        if self.max_pool:
+            flat = torch.cat([flat, maps.amax(dim=(2, 3))], dim=1)
+        return self.proj(flat)
 
 
 class MeanHead(nn.Module):
@@ -90,7 +101,7 @@ class VideoTower(nn.Module):
     def __init__(self, cfg: TowerConfig):
         super().__init__()
         self.cfg = cfg
-        self.frame_encoder = (FrameCNN(cfg.cnn_width, cfg.frame_dim, cfg.image_size)
+        self.frame_encoder = (FrameCNN(cfg.cnn_width, cfg.frame_dim, cfg.image_size, cfg.frame_max_pool)
                               if cfg.frame_encoder == TINY_CNN else None)
         if cfg.head == "mean":
             self.head = MeanHead(cfg.frame_dim, cfg.text_dim)

@@ -29,6 +29,7 @@ class TowerConfig:
     head_heads: int = 4
     num_frames: int = 8
     frame_differences: bool = True  # temporal head tokens carry frame-to-frame change (see TemporalHead)
+    frame_max_pool: bool = False  # tiny-cnn frame vectors also see each channel's max over the map (see FrameCNN)
 
     def save(self, folder: Path) -> None:
         (folder / "config.json").write_text(json.dumps(asdict(self), indent=2))
@@ -36,7 +37,8 @@ class TowerConfig:
     @classmethod
     def load(cls, folder: Path) -> TowerConfig:
         values = json.loads((folder / "config.json").read_text())
-        values.setdefault("frame_differences", False)  # towers saved before the option existed
+        values.setdefault("frame_differences", False)  # towers saved before the options existed
+        values.setdefault("frame_max_pool", False)
         return cls(**values)
 
 

@@ -146,7 +146,10 @@ class NumpyTower:
                 g = f"frame_encoder.features.{bn}."
                 scale = w[g + "weight"] / np.sqrt(w[g + "running_var"] + BN_EPS)
                 x = gelu(x * scale + (w[g + "bias"] - w[g + "running_mean"] * scale))
+            maps = x
             x = x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # torch flattens channels first
+            if self.cfg.frame_max_pool:
+                x = np.concatenate([x, maps.max(axis=(1, 2))], axis=1)
             out.append(x @ w["frame_encoder.proj.weight"].T + w["frame_encoder.proj.bias"])
         return np.concatenate(out).reshape(b, t, -1).astype(np.float32)
 

@@ -7,7 +7,8 @@
 
 Prompts are embedded once with the frozen text encoder, and so are their motion reversals
 (``reverse_motion``: the prompt of the clip played backwards), which training uses as hard
-negatives so the tower must read the order of the frames.
+negatives so the tower must read the order of the frames, and, when asked, their word swaps
+(``word_swaps``: the prompt with one word replaced), hard negatives for every other attribute.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from v2p.data.shard import Shard
 from v2p.embed.factory import create_encoder
 from v2p.errors import V2PError, VideoDecodeError
 from v2p.index.store import IndexDir
+from v2p.train.sampling import REWORDING_COSINE
+from v2p.train.word_swaps import find_substitutes, swap_words
 
 
 @dataclass
@@ -46,6 +49,9 @@ class TrainingSet:
     # text vectors of each prompt's motion reversal (zeros where it has none; see has_reversal)
     reversed_vectors: np.ndarray | None = None
     has_reversal: np.ndarray | None = None
+    # text vectors [n, k, d] of up to k word swaps per prompt (zeros where fewer; see has_swap)
+    swap_vectors: np.ndarray | None = None
+    has_swap: np.ndarray | None = None
 
     @property
     def is_pixels(self) -> bool:
@@ -68,6 +74,36 @@ def embed_reversals(prompts: list[str], encode: Callable[[list[str]], np.ndarray
     if has.any():
         vectors[has] = encode([r for r in reversed_prompts if r is not None])
     return vectors, has
+
+
+def embed_word_swaps(prompts: list[str], vectors: np.ndarray, encode: Callable[[list[str]], np.ndarray],
+                     per_prompt: int, seed: int = 0, rewording_cosine: float = REWORDING_COSINE,
+                     min_shared: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Text vectors [n, per_prompt, d] of each prompt's word swaps, and which slots are filled.
+
+    Twice as many swaps as wanted are drawn, because those at ``rewording_cosine`` or more of
+    their prompt (filler for filler, a plural, a synonym the text space already equates) are
+    dropped: as negatives they would push a clip away from a text that describes it equally.
+    ``min_shared`` is ``find_substitutes``' evidence threshold."""
+    substitutes = find_substitutes(prompts, min_shared)
+    rng = np.random.default_rng(seed)
+    drawn = [swap_words(p, substitutes, 2 * per_prompt, rng) for p in prompts]
+    out = np.zeros((len(prompts), per_prompt, vectors.shape[1]), np.float32)
+    has = np.zeros((len(prompts), per_prompt), bool)
+    flat = [v for variants in drawn for v in variants]
+    if not flat:
+        return out, has
+    swapped = encode(flat)
+    owner = np.repeat(np.arange(len(prompts)), [len(v) for v in drawn])
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    cosine = (swapped / np.maximum(np.linalg.norm(swapped, axis=1, keepdims=True), 1e-12) * unit[owner]).sum(1)
+    filled = np.zeros(len(prompts), np.int64)
+    for row in np.flatnonzero(cosine < rewording_cosine).tolist():
+        p = owner[row]
+        if filled[p] < per_prompt:
+            out[p, filled[p]], has[p, filled[p]] = swapped[row], True
+            filled[p] += 1
+    return out, has
 
 
 class _BlockStack:
@@ -100,8 +136,9 @@ def _resize_uint8(frames: np.ndarray, size: int) -> np.ndarray:
 
 def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_size: int = 64,
                generators: list[str] | None = None, limit: int | None = None, skip_bad: bool = False,
-               on_progress: Callable[[str, int, int | None], None] | None = None) -> TrainingSet:
-    """Decode the shard's videos and pair them with their (deduplicated) prompts."""
+               word_swaps: int = 0, on_progress: Callable[[str, int, int | None], None] | None = None) -> TrainingSet:
+    """Decode the shard's videos and pair them with their (deduplicated) prompts (and up to
+    ``word_swaps`` word-swap negatives per prompt)."""
     progress = on_progress or (lambda stage, advance, total: None)
     bad = BadRecords(skip_bad=skip_bad)
     table = read_prompts_table(shard.prompts_path, dedup=False, bad=bad)
@@ -139,11 +176,25 @@ def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_si
     progress("embedding prompts", 0, len(prompts))
     vectors = text.encode_text(prompts, on_progress=lambda n: progress("embedding prompts", n, None))
     reversed_vectors, has_reversal = embed_reversals(prompts, text.encode_text, vectors.shape[1])
-    return TrainingSet(clips.to_array(), np.asarray(owners, np.int64), prompts, vectors,
+    data = TrainingSet(clips.to_array(), np.asarray(owners, np.int64), prompts, vectors,
                        str(shard.prompts_path), "tiny-cnn", reversed_vectors, has_reversal)
+    return _with_word_swaps(data, text.encode_text, word_swaps, progress)
 
 
-def from_index(index_dir: str | Path, *, text_encoder: str) -> TrainingSet:
+def _with_word_swaps(data: TrainingSet, encode: Callable[..., np.ndarray], per_prompt: int,
+                     progress: Callable[[str, int, int | None], None]) -> TrainingSet:
+    if per_prompt > 0:
+        progress("embedding word swaps", 0, None)
+
+        def encode_counted(texts: list[str]) -> np.ndarray:
+            return encode(texts, on_progress=lambda n: progress("embedding word swaps", n, None))
+
+        data.swap_vectors, data.has_swap = embed_word_swaps(data.prompts, data.text_vectors, encode_counted, per_prompt)
+    return data
+
+
+def from_index(index_dir: str | Path, *, text_encoder: str, word_swaps: int = 0,
+               on_progress: Callable[[str, int, int | None], None] | None = None) -> TrainingSet:
     """Use the per-frame vectors an index cached (``v2p index build --videos``) as training inputs.
 
     Any video encoder's frame vectors will do (CLIP, v2p-sight, another tower): the trained head
@@ -156,5 +207,6 @@ def from_index(index_dir: str | Path, *, text_encoder: str) -> TrainingSet:
     text = create_encoder(text_encoder)
     vectors = text.encode_text(prompts)
     reversed_vectors, has_reversal = embed_reversals(prompts, text.encode_text, vectors.shape[1])
-    return TrainingSet(np.asarray(index.video_frames, dtype=np.float16), rows.astype(np.int64), prompts, vectors,
+    data = TrainingSet(np.asarray(index.video_frames, dtype=np.float16), rows.astype(np.int64), prompts, vectors,
                        str(index_dir), index.encoder_spec, reversed_vectors, has_reversal)
+    return _with_word_swaps(data, text.encode_text, word_swaps, on_progress or (lambda stage, advance, total: None))

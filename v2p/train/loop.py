@@ -11,7 +11,10 @@ batches do not: ``neighbour_group`` fills batches with groups of text-near promp
 clip's negatives include its near misses (``v2p/train/sampling.py``), and ``video_pairs``
 adds a second clip of each prompt (another generator's render, as VidProM has four) and a
 clip-to-clip InfoNCE term with its own temperature, training what the video path compares
-(a query clip against the bank's own videos), not only the clip-to-text match. Each epoch
+(a query clip against the bank's own videos), not only the clip-to-text match. When the
+training set carries word swaps (``v2p/train/word_swaps.py``: the prompt with one word
+replaced by a word the bank uses in its place), they are wrong answers for the videos too,
+so each attribute must be read on its own. Each epoch
 visits every training prompt once, with one of its videos drawn at random (two with
 ``video_pairs``), so a batch never holds two positives for one prompt. Validation (held-out
 prompts, every one of their videos) picks the best epoch and stops training once it has not
@@ -70,23 +73,23 @@ class ContrastiveLoss(nn.Module):
         super().__init__()
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor, reversed_text: torch.Tensor | None = None,
-                reversed_video: torch.Tensor | None = None, has_reversal: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        """``video[i]`` matches ``text[i]``. Hard negatives, for the rows where ``has_reversal``:
-        ``reversed_text[i]`` (prompt i with its motion reversed) is one more wrong answer for every
-        video, and ``reversed_video[i]`` (clip i played backwards) one more for every prompt."""
+    def forward(self, video: torch.Tensor, text: torch.Tensor, extra_text: torch.Tensor | None = None,
+                extra_text_mask: torch.Tensor | None = None, extra_video: torch.Tensor | None = None,
+                extra_video_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``video[i]`` matches ``text[i]``. Hard negatives: each row of ``extra_text`` (where
+        ``extra_text_mask``) is one more wrong answer for every video (a motion-reversed or
+        word-swapped prompt), and each row of ``extra_video`` (where ``extra_video_mask``) one
+        more wrong answer for every prompt (a clip played backwards)."""
         scale = self.logit_scale.clamp(max=math.log(100)).exp()
         logits = scale * video @ text.T
         target = torch.arange(len(video), device=video.device)
         video_to_text, text_to_video = logits, logits.T
-        if has_reversal is not None and bool(has_reversal.any()):
-            if reversed_text is not None:
-                extra = (scale * video @ reversed_text.T).masked_fill(~has_reversal[None, :], float("-inf"))
-                video_to_text = torch.cat([video_to_text, extra], dim=1)
-            if reversed_video is not None:
-                extra = (scale * text @ reversed_video.T).masked_fill(~has_reversal[None, :], float("-inf"))
-                text_to_video = torch.cat([text_to_video, extra], dim=1)
+        if extra_text is not None and bool(extra_text_mask.any()):
+            extra = (scale * video @ extra_text.T).masked_fill(~extra_text_mask[None, :], float("-inf"))
+            video_to_text = torch.cat([video_to_text, extra], dim=1)
+        if extra_video is not None and bool(extra_video_mask.any()):
+            extra = (scale * text @ extra_video.T).masked_fill(~extra_video_mask[None, :], float("-inf"))
+            text_to_video = torch.cat([text_to_video, extra], dim=1)
         return (F.cross_entropy(video_to_text, target) + F.cross_entropy(text_to_video, target)) / 2
 
 
@@ -124,6 +127,10 @@ class Trainer:
         if self.use_hard:
             self.reversed = torch.from_numpy(np.asarray(data.reversed_vectors, dtype=np.float32))
             self.has_reversal = torch.from_numpy(np.asarray(data.has_reversal, dtype=bool))
+        self.use_swaps = data.has_swap is not None and bool(data.has_swap.any())
+        if self.use_swaps:
+            self.swaps = torch.from_numpy(np.asarray(data.swap_vectors, dtype=np.float32))
+            self.has_swap = torch.from_numpy(np.asarray(data.has_swap, dtype=bool))
         self.train_prompts, self.val_prompts = data.split(cfg.val_fraction, cfg.seed)
         self.videos_of = [[] for _ in data.prompts]
         for v, p in enumerate(data.video_prompt.tolist()):
@@ -174,6 +181,14 @@ class Trainer:
                     extra = {"val_reversal_acc": float((true[has] > rev[has]).float().mean()),
                              "val_reversal_videos": int(has.sum())}
             loss = float(F.cross_entropy(logits, target))
+            if self.use_swaps:
+                # each video against its own prompt's word swaps: one attribute decided alone
+                own = torch.from_numpy(self.data.video_prompt[vids])
+                has = self.has_swap[own]
+                if bool(has.any()):
+                    true = (emb * text[target]).sum(1, keepdim=True)
+                    swapped = torch.einsum("bd,bkd->bk", emb, self.swaps[own])
+                    extra["val_swap_acc"] = float((true > swapped)[has].float().mean())
             # the video path's question: is a held-out clip's nearest other clip one of its own prompt's?
             owner = torch.from_numpy(self.data.video_prompt[vids])
             has_twin = torch.bincount(owner)[owner] > 1
@@ -189,13 +204,22 @@ class Trainer:
                 **extra}
 
     def _text_loss(self, vids: np.ndarray, prompts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clips' contrastive loss against the batch's prompts (and their reversals), and the pooled clips."""
+        """The clips' contrastive loss against the batch's prompts and their hard negatives
+        (motion reversals, word swaps, the clips played backwards), and the pooled clips."""
         frames = self._frames(vids, train=True)
         pooled = self.model.pool(frames)
-        if self.use_hard:  # the batch's reversed prompts and its clips played backwards
-            return self.loss(pooled, self.text[prompts], self.reversed[prompts], self.model.pool(frames.flip(1)),
+        texts, masks = [], []
+        if self.use_hard:
+            texts.append(self.reversed[prompts])
+            masks.append(self.has_reversal[prompts])
+        if self.use_swaps:
+            texts.append(self.swaps[prompts].reshape(-1, self.swaps.shape[-1]))
+            masks.append(self.has_swap[prompts].reshape(-1))
+        extra_text, extra_mask = (torch.cat(texts), torch.cat(masks)) if texts else (None, None)
+        if self.use_hard:
+            return self.loss(pooled, self.text[prompts], extra_text, extra_mask, self.model.pool(frames.flip(1)),
                              self.has_reversal[prompts]), pooled
-        return self.loss(pooled, self.text[prompts]), pooled
+        return self.loss(pooled, self.text[prompts], extra_text, extra_mask), pooled
 
     def _other_videos(self, vids: np.ndarray, prompts: np.ndarray) -> np.ndarray:
         """For each (video, prompt) of a batch, another video of that prompt (itself when it has one only)."""
@@ -289,6 +313,8 @@ def train_tower(data: TrainingSet, out: str | Path, *, head: str = "temporal", t
     n_params = sum(p.numel() for p in result.model.parameters())
     (out / "training.json").write_text(json.dumps({
         "source": data.source, "videos": len(data.inputs), "prompts": len(data.prompts), "train_config": asdict(cfg),
+        "word_swaps_per_prompt": 0 if data.has_swap is None else int(data.has_swap.shape[1]),
+        "prompts_with_word_swaps": 0 if data.has_swap is None else int(data.has_swap.any(1).sum()),
         "tower_config": asdict(tower_cfg), "parameters": n_params, "best_epoch": result.best_epoch,
         "best": result.best, "seconds": result.seconds, "torch": torch.__version__, **(provenance or {}),
     }, indent=2))
