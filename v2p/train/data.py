@@ -183,6 +183,7 @@ def from_shard(shard: Shard, *, text_encoder: str, num_frames: int = 8, image_si
 
 def _with_word_swaps(data: TrainingSet, encode: Callable[..., np.ndarray], per_prompt: int,
                      progress: Callable[[str, int, int | None], None]) -> TrainingSet:
+    """``data`` with up to ``per_prompt`` embedded word swaps per prompt (unchanged at 0)."""
     if per_prompt > 0:
         progress("embedding word swaps", 0, None)
 

@@ -27,9 +27,9 @@ import numpy as np
 FUNCTION_WORDS = frozenset("""
 a an the and or but nor of in on at to from by with without into onto over under above below
 near beside between through across along around about against among behind beyond up down off
-out is are was were be been being am it its this that these those there here as than then so very
-too just some any all each every no not for while during after before of while his her their our
-my your we you they he she i me him them us who whom which what when where why how
+out is are was were be been being am it its this that these those there here as than then so
+very too just some any all each every no not for while during after before his her their our my
+your we you they he she i me him them us who whom which what when where why how
 """.split())
 
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")  # letters/digits, inner ' and - kept ("five-pointed")
