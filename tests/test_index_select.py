@@ -28,6 +28,14 @@ def test_choose_factory(n, dim, budget, expected):
     assert index_memory(expected, n, dim) <= budget
 
 
+def test_memory_of_fast_scan_codes_with_their_refinement():
+    n, dim = 1_670_000, 384
+    lists = 4096 * dim * 4
+    assert index_memory("IVF4096,PQ192x4fs", n, dim) == n * (96 + 8) + lists
+    assert index_memory("IVF4096,PQ192x4fs,Refine(SQ8)", n, dim) == n * (96 + 8) + lists + n * dim
+    assert index_memory("IVF4096,PQ64", n, dim) == n * (64 + 8) + lists
+
+
 def test_too_small_a_budget_is_an_error():
     with pytest.raises(ValueError, match="do not fit"):
         choose_factory(10_000_000, 512, 10 * 2**20)
@@ -50,7 +58,8 @@ def test_parse_size_rejects_junk():
 
 
 @pytest.mark.parametrize(("factory", "min_recall"), [("Flat", 1.0), ("SQfp16", 0.99), ("HNSW32,SQ8", 0.85),
-                                                     ("IVF64,SQ8", 0.85), ("IVF64,PQ16", 0.4)])
+                                                     ("IVF64,SQ8", 0.85), ("IVF64,PQ16", 0.4),
+                                                     ("IVF64,PQ32x4fs,Refine(SQ8)", 0.85)])
 def test_ann_recall_against_exact(factory, min_recall):
     """Every index type the selector can pick, checked against IndexFlat on a seeded set.
 

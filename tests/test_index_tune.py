@@ -65,11 +65,54 @@ def test_the_sweep_finds_the_cheapest_nprobe_that_meets_the_target():
     assert [t["nprobe"] for t in result.tried][-1] == nprobe
 
 
+def test_single_queries_split_their_lists_over_the_cores_with_the_same_answer():
+    import faiss
+
+    bank, queries = _world()
+    index = faiss_ops.build_index("IVF64,SQ8", bank.shape[1], bank, [bank])
+    ivf = faiss.extract_index_ivf(index)
+    batched = faiss_ops.search(index, queries, 10, nprobe=16)
+    assert ivf.parallel_mode == (0 if len(queries) >= faiss.omp_get_max_threads() else 1)
+    one_by_one = [faiss_ops.search(index, q[None], 10, nprobe=16) for q in queries[:50]]
+    if faiss.omp_get_max_threads() > 1:
+        assert ivf.parallel_mode == 1  # one query: its lists are what is split
+    for (scores, ids), row in zip(one_by_one, range(50), strict=True):
+        assert np.array_equal(ids[0], batched[1][row])
+        assert np.allclose(scores[0], batched[0][row], atol=1e-5)
+    faiss_ops.schedule_ivf(faiss_ops.build_index("Flat", bank.shape[1], None, [bank]), 1)  # no IVF: a no-op
+
+
 def test_candidates_stay_exact_for_small_banks_and_respect_the_budget():
     assert candidate_factories(10_000, 384, 2**32) == ["Flat"]
-    assert candidate_factories(1_670_000, 384, 4 * 2**30) == ["Flat", "IVF4096,SQ8", "HNSW32,SQ8"]
-    # 1 GB: neither Flat (2.5 GB) nor HNSW32,SQ8 (1.1 GB) fits
-    assert candidate_factories(1_670_000, 384, 2**30) == ["IVF4096,SQ8"]
+    fast = "IVF4096,PQ192x4fs,Refine(SQ8)"
+    assert candidate_factories(1_670_000, 384, 4 * 2**30) == ["Flat", "IVF4096,SQ8", fast, "HNSW32,SQ8"]
+    # 1 GB: neither Flat (2.5 GB) nor HNSW32,SQ8 (1.1 GB) fits; fast-scan + SQ8 codes (0.8 GB) do
+    assert candidate_factories(1_670_000, 384, 2**30) == ["IVF4096,SQ8", fast]
+    assert candidate_factories(1_670_000, 384, 700 * 2**20) == ["IVF4096,SQ8"]
+
+
+def test_a_fast_scan_index_is_swept_through_its_refinement_stage(tmp_path):
+    import faiss
+
+    bank, queries = _world()
+    factory = "IVF64,PQ16x4fs,Refine(SQ8)"
+    index = faiss_ops.build_index(factory, bank.shape[1], bank, [bank])
+    assert faiss_ops.index_kind(index) == ("ivf", 64)
+    params = faiss_ops.search_params(index, nprobe=8)
+    assert isinstance(params, faiss.IndexRefineSearchParameters) and params.k_factor == faiss_ops.REFINE_K_FACTOR
+    truth = exact_neighbors([bank], queries)
+    result = sweep(index, factory, queries, truth, target=0.9, source="clips")
+    assert result.met and 1 < result.params["nprobe"] < 64
+    # written and read back, it answers the same
+    faiss_ops.write_index(index, str(tmp_path / "fs.faiss"))
+    again = faiss_ops.read_index(str(tmp_path / "fs.faiss"), mmap=True)
+    a = faiss_ops.search(index, queries[:20], 10, nprobe=result.params["nprobe"])[1]
+    b = faiss_ops.search(again, queries[:20], 10, nprobe=result.params["nprobe"])[1]
+    assert np.array_equal(a, b)
+    # `v2p index tune` searches the stored vectors exactly: they decode from the 8-bit codes
+    from v2p.index.tune import _all_vectors
+
+    assert np.abs(_all_vectors(again) - bank).max() < 0.02
 
 
 @pytest.fixture(scope="module")
