@@ -8,7 +8,13 @@ world's attribute labels on the bank's videos (ms + vc2, the held-out world of
 benchmarks/_common.heldout_world, minus the query prompts) and scored on the pika query
 clips, a generator it never saw. Labels are used here only to measure; no shipped model
 is trained on them.
-Usage: python benchmarks/pixel_probe.py [--attribute shape] [--epochs 8] [--seed 0] [--out bench-out]
+
+``--net tower`` trains v2p-tiny's own frame encoder instead (``FrameCNN`` with max-pooled
+channels, on the 64x64 whole frame its query path feeds it), max-pooled over frames: whether
+that architecture *can* read shape when told it, which separates a too-small encoder from a
+training signal that never asks for shape.
+Usage: python benchmarks/pixel_probe.py [--attribute shape] [--net probe|tower] [--epochs 8] [--seed 0]
+       [--out bench-out]
 """
 
 from __future__ import annotations
@@ -69,9 +75,31 @@ class ProbeCNN(nn.Module):
         return self.head(self.features(x).view(n, t, -1).amax(1))
 
 
+class TowerFrameProbe(nn.Module):
+    """v2p-tiny's frame encoder architecture (default config) on its own input, a linear head."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        from v2p.embed.tower import FrameCNN, TowerConfig
+
+        cfg = TowerConfig(frame_max_pool=True)
+        self.size = cfg.image_size
+        self.frames = FrameCNN(cfg.cnn_width, cfg.frame_dim, cfg.image_size, max_pool=True)
+        self.head = nn.Linear(cfg.frame_dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from v2p.embed.tower import normalise_pixels
+
+        n, t = x.shape[:2]
+        x = F.interpolate(x.flatten(0, 1).float(), size=(self.size, self.size), mode="bilinear", antialias=True,
+                          align_corners=False)
+        return self.head(self.frames(normalise_pixels(x)).view(n, t, -1).amax(1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--attribute", default="shape")
+    ap.add_argument("--net", choices=("probe", "tower"), default="probe")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench-out")
@@ -89,7 +117,7 @@ def main() -> None:
     to_id = {c: i for i, c in enumerate(classes)}
     xb, yb = torch.from_numpy(xb[keep]), torch.tensor([to_id[yb_text[i]] for i in keep])
     xq, yq = torch.from_numpy(xq), torch.tensor([to_id.get(c, -1) for c in yq_text])
-    net = ProbeCNN(len(classes))
+    net = ProbeCNN(len(classes)) if args.net == "probe" else TowerFrameProbe(len(classes))
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=0.01)
     rows = []
     for epoch in range(1, args.epochs + 1):
@@ -110,10 +138,11 @@ def main() -> None:
         rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
                      "query_accuracy": float((pred == yq).float().mean()), "seconds": time.perf_counter() - t})
     majority = float(np.bincount(yq[yq >= 0].numpy()).max() / len(yq))
-    print_table(rows, f"{args.attribute} from decoded frames: CNN trained on {len(xb)} bank clips (ms + vc2), "
+    print_table(rows, f"{args.attribute} from decoded frames: {args.net} CNN trained on {len(xb)} bank clips (ms + vc2), "
                       f"scored on {len(xq)} pika clips; majority class {majority:.3f}")
-    write_json(out / f"pixel_probe_{args.attribute}.json",
-               {"attribute": args.attribute, "seed": args.seed, "epochs": args.epochs, "classes": classes,
+    suffix = "" if args.net == "probe" else f"_{args.net}"
+    write_json(out / f"pixel_probe_{args.attribute}{suffix}.json",
+               {"attribute": args.attribute, "net": args.net, "seed": args.seed, "epochs": args.epochs, "classes": classes,
                 "rows": rows, "majority": majority, "train_clips": len(xb), "query_clips": len(xq),
                 "decode_seconds": decode_s})
 

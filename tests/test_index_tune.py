@@ -39,7 +39,14 @@ def test_exact_neighbours_over_blocks_equal_one_flat_search():
     bank, queries = _world(3000)
     whole = exact_neighbors([bank], queries)
     blocks = exact_neighbors([bank[:1000], bank[1000:1700], bank[1700:]], queries)
-    assert np.array_equal(whole, blocks)
+    # both are the true top 10: their scores, recomputed in float64, are the float64 top 10's.
+    # Ids may swap where two scores tie to float32 rounding (blocks are other matrix shapes,
+    # so BLAS sums in another order; seen under load), so ids are compared up to those ties.
+    scores = queries.astype(np.float64) @ bank.astype(np.float64).T
+    best = -np.sort(-scores, axis=1)[:, :10]
+    for found in (whole, blocks):
+        assert np.allclose(np.take_along_axis(scores, found, 1), best, atol=1e-5)
+    assert (whole == blocks).all(1).mean() > 0.95
 
 
 def test_recall_at_k():

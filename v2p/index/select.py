@@ -11,10 +11,11 @@ Exact search is preferred while it fits because cross-modal queries (a video aga
 vectors) lose more recall under compression than same-modal ones. This rule names the
 default type; the build then measures (``v2p/index/tune.py``): :func:`candidate_factories`
 lists the types worth building (exact, IVF, inverted lists over 4-bit fast-scan codes
-re-scored with 8-bit ones, and ``HNSW32,SQ8`` where the budget holds its 1.6x memory), and the
-tuner keeps the fastest one that reaches the recall target on clip queries. At its own default efSearch HNSW looked worse than IVF on random clustered vectors;
-tuned on real clip queries it was faster (640k MiniLM prompts: 1.8-2.2 vs 2.7 ms for v2p-tiny
-clips at recall@10 0.95). Sizes are estimates of the index in memory, not of the process.
+re-scored with 8-bit ones, and ``HNSW32,SQ8`` where the budget holds its 1.6x memory), and
+the tuner keeps the fastest one that reaches the recall target on clip queries. At its own
+default efSearch HNSW looked worse than IVF on random clustered vectors; tuned on real clip
+queries it was faster (640k MiniLM prompts: 1.8-2.2 vs 2.7 ms for v2p-tiny clips at
+recall@10 0.95). Sizes are estimates of the index in memory, not of the process.
 """
 
 from __future__ import annotations
