@@ -119,8 +119,6 @@ def train(
                                                  "'red ball'), so each attribute is learnt on its own (0 = off).")] = 0,
     frame_max_pool: Annotated[bool, typer.Option(help="tiny-cnn frame vectors also carry each channel's maximum over "
                                                       "the frame: what is shown, wherever it stands.")] = False,
-    word_loss: Annotated[float, typer.Option(help="Weight of a loss asking the tiny-cnn frame vectors which content "
-                                                  "words of the corpus their prompt uses (multi-label; 0 = off).")] = 0.0,
     skip_bad: Annotated[bool, typer.Option(help="Skip bad rows/videos instead of stopping.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training summary as JSON.")] = False,
@@ -138,15 +136,13 @@ def train(
         raise V2PError(f"--neighbour-group must be between 1 and --batch-size ({batch_size}), not {neighbour_group}")
     if word_swaps < 0:
         raise V2PError(f"--word-swaps must be 0 or more, not {word_swaps}")
-    if word_loss < 0:
-        raise V2PError(f"--word-loss must be 0 or more, not {word_loss}")
     is_index = (source / "manifest.json").is_file()
     with progress_bar() as bar:
         stages = StageProgress(bar)
         if is_index:
-            if frame_max_pool or word_loss:
-                raise V2PError(f"{'--frame-max-pool' if frame_max_pool else '--word-loss'} trains the tiny-cnn "
-                               "frame encoder; a cached-frame index keeps its own encoder's frame vectors")
+            if frame_max_pool:
+                raise V2PError("--frame-max-pool changes the tiny-cnn frame encoder; a cached-frame index keeps "
+                               "its own encoder's frame vectors")
             data = train_data.from_index(source, text_encoder=text_encoder, word_swaps=word_swaps, on_progress=stages)
         else:
             if frame_encoder != "tiny-cnn":
@@ -159,7 +155,7 @@ def train(
                                          skip_bad=skip_bad, word_swaps=word_swaps, on_progress=stages)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                           max_steps=max_steps, hard_negatives=hard_negatives, neighbour_group=neighbour_group,
-                          video_pairs=video_pairs, word_loss=word_loss)
+                          video_pairs=video_pairs)
         command = "v2p train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
         result = train_tower(data, out_dir, head=head, text_encoder=text_encoder, cfg=cfg, on_progress=stages,
                              tower_overrides={"frame_max_pool": frame_max_pool},
@@ -173,7 +169,5 @@ def train(
                   f"val R@1 {result.best.get('val_r1', float('nan')):.3f}"
                   + (f", reversal acc. {result.best['val_reversal_acc']:.3f}" if "val_reversal_acc" in result.best else "")
                   + (f", word-swap acc. {result.best['val_swap_acc']:.3f}" if "val_swap_acc" in result.best else "")
-                  + (f", word precision {result.best['val_word_precision']:.3f}"
-                     if "val_word_precision" in result.best else "")
                   + f", {result.seconds:.0f}s); "
                   f"use it as --encoder v2p:{out_dir}")

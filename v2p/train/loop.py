@@ -14,10 +14,7 @@ clip-to-clip InfoNCE term with its own temperature, training what the video path
 (a query clip against the bank's own videos), not only the clip-to-text match. When the
 training set carries word swaps (``v2p/train/word_swaps.py``: the prompt with one word
 replaced by a word the bank uses in its place), they are wrong answers for the videos too,
-so each attribute must be read on its own. With ``word_loss`` the frame vectors must also
-predict which of the corpus's content words their prompt uses (``v2p/train/word_targets.py``):
-a multi-label loss that asks for every word, where the contrastive one asks only for what tells
-a batch apart. Each epoch
+so each attribute must be read on its own. Each epoch
 visits every training prompt once, with one of its videos drawn at random (two with
 ``video_pairs``), so a batch never holds two positives for one prompt. Validation (held-out
 prompts, every one of their videos) picks the best epoch and stops training once it has not
@@ -42,7 +39,6 @@ from v2p._paths import refuse_existing
 from v2p.embed.tower import TowerConfig, VideoTower, normalise_pixels, save_tower
 from v2p.train.data import TrainingSet
 from v2p.train.sampling import neighbour_batches, text_neighbours
-from v2p.train.word_targets import word_targets, word_vocabulary
 
 
 @dataclass
@@ -59,7 +55,6 @@ class TrainConfig:
     hard_negatives: bool = True  # motion-reversed prompts and backwards clips as negatives (module doc)
     neighbour_group: int = 1  # batches of groups of this many text-near prompts (v2p/train/sampling.py); 1 = random
     video_pairs: bool = False  # also match two clips of one prompt (other generators') to each other (module doc)
-    word_loss: float = 0.0  # weight of the frame vectors' bag-of-words loss (module doc); 0 = off
 
 
 @dataclass
@@ -146,19 +141,6 @@ class Trainer:
         if cfg.neighbour_group > 1:
             keys = F.normalize(self.text[self.train_prompts], dim=1).numpy()
             self.neighbours = text_neighbours(keys, 4 * cfg.neighbour_group)
-        self.vocabulary: list[str] = []
-        if cfg.word_loss > 0:
-            if not data.is_pixels:
-                raise ValueError("the word loss trains the tiny-cnn frame encoder; cached frame vectors are fixed")
-            self.vocabulary = word_vocabulary([data.prompts[p] for p in self.train_prompts.tolist()])
-            if not self.vocabulary:
-                raise ValueError("the word loss found no content word used by 5 or more training prompts")
-            self.words = torch.from_numpy(word_targets(data.prompts, self.vocabulary)).float()
-            self.word_head = nn.Linear(tower_cfg.frame_dim, len(self.vocabulary))  # trained, not saved
-
-    def _word_logits(self, frames: torch.Tensor) -> torch.Tensor:
-        """[B, T, f] frame vectors -> [B, vocabulary] word logits: a word shown in any frame."""
-        return self.word_head(frames.amax(dim=1))
 
     def _frames(self, video_ids: np.ndarray, train: bool) -> torch.Tensor:
         """Frame vectors [B, T, f] of the videos (pixels through the frame encoder, or cached vectors)."""
@@ -207,16 +189,6 @@ class Trainer:
                     true = (emb * text[target]).sum(1, keepdim=True)
                     swapped = torch.einsum("bd,bkd->bk", emb, self.swaps[own])
                     extra["val_swap_acc"] = float((true > swapped)[has].float().mean())
-            if self.vocabulary:
-                # R-precision: of a clip's top-m predicted words (m = its prompt's word count), the share it uses
-                frames = torch.cat([self._frames(vids[s:s + 256], train=False) for s in range(0, len(vids), 256)])
-                truth = self.words[torch.from_numpy(self.data.video_prompt[vids])]
-                order = self._word_logits(frames).argsort(dim=1, descending=True)
-                m = truth.sum(1).long()
-                top = torch.arange(truth.shape[1])[None, :] < m[:, None]
-                hits = (truth.gather(1, order) * top).sum(1)
-                used = m > 0
-                extra["val_word_precision"] = float((hits[used] / m[used]).mean()) if bool(used.any()) else 0.0
             # the video path's question: is a held-out clip's nearest other clip one of its own prompt's?
             owner = torch.from_numpy(self.data.video_prompt[vids])
             has_twin = torch.bincount(owner)[owner] > 1
@@ -245,14 +217,9 @@ class Trainer:
             masks.append(self.has_swap[prompts].reshape(-1))
         extra_text, extra_mask = (torch.cat(texts), torch.cat(masks)) if texts else (None, None)
         if self.use_hard:
-            loss = self.loss(pooled, self.text[prompts], extra_text, extra_mask, self.model.pool(frames.flip(1)),
-                             self.has_reversal[prompts])
-        else:
-            loss = self.loss(pooled, self.text[prompts], extra_text, extra_mask)
-        if self.vocabulary:  # summed over words, averaged over clips
-            bce = F.binary_cross_entropy_with_logits(self._word_logits(frames), self.words[prompts], reduction="sum")
-            loss = loss + self.cfg.word_loss * bce / len(prompts)
-        return loss, pooled
+            return self.loss(pooled, self.text[prompts], extra_text, extra_mask, self.model.pool(frames.flip(1)),
+                             self.has_reversal[prompts]), pooled
+        return self.loss(pooled, self.text[prompts], extra_text, extra_mask), pooled
 
     def _other_videos(self, vids: np.ndarray, prompts: np.ndarray) -> np.ndarray:
         """For each (video, prompt) of a batch, another video of that prompt (itself when it has one only)."""
@@ -268,8 +235,6 @@ class Trainer:
         params = list(self.model.parameters()) + list(self.loss.parameters())
         if cfg.video_pairs:
             params += list(self.pair_loss.parameters())
-        if self.vocabulary:
-            params += list(self.word_head.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, math.ceil(len(self.train_prompts) / cfg.batch_size))
         total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
@@ -343,15 +308,13 @@ def train_tower(data: TrainingSet, out: str | Path, *, head: str = "temporal", t
                             num_frames=int(data.inputs.shape[1]),
                             image_size=int(data.inputs.shape[2]) if data.is_pixels else 64,
                             **(tower_overrides or {}))
-    trainer = Trainer(data, tower_cfg, cfg, on_progress, log)
-    result = trainer.run()
+    result = Trainer(data, tower_cfg, cfg, on_progress, log).run()
     save_tower(result.model, out)
     n_params = sum(p.numel() for p in result.model.parameters())
     (out / "training.json").write_text(json.dumps({
         "source": data.source, "videos": len(data.inputs), "prompts": len(data.prompts), "train_config": asdict(cfg),
         "word_swaps_per_prompt": 0 if data.has_swap is None else int(data.has_swap.shape[1]),
         "prompts_with_word_swaps": 0 if data.has_swap is None else int(data.has_swap.any(1).sum()),
-        "word_vocabulary": trainer.vocabulary,
         "tower_config": asdict(tower_cfg), "parameters": n_params, "best_epoch": result.best_epoch,
         "best": result.best, "seconds": result.seconds, "torch": torch.__version__, **(provenance or {}),
     }, indent=2))
