@@ -138,12 +138,12 @@ def main() -> None:
         rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
                      "query_accuracy": float((pred == yq).float().mean()), "seconds": time.perf_counter() - t})
     majority = float(np.bincount(yq[yq >= 0].numpy()).max() / len(yq))
-    print_table(rows, f"{args.attribute} from decoded frames: {args.net} CNN trained on {len(xb)} bank clips (ms + vc2), "
-                      f"scored on {len(xq)} pika clips; majority class {majority:.3f}")
+    print_table(rows, f"{args.attribute} from decoded frames: {args.net} CNN trained on {len(xb)} bank clips "
+                      f"(ms + vc2), scored on {len(xq)} pika clips; majority class {majority:.3f}")
     suffix = "" if args.net == "probe" else f"_{args.net}"
     write_json(out / f"pixel_probe_{args.attribute}{suffix}.json",
-               {"attribute": args.attribute, "net": args.net, "seed": args.seed, "epochs": args.epochs, "classes": classes,
-                "rows": rows, "majority": majority, "train_clips": len(xb), "query_clips": len(xq),
+               {"attribute": args.attribute, "net": args.net, "seed": args.seed, "epochs": args.epochs,
+                "classes": classes, "rows": rows, "majority": majority, "train_clips": len(xb), "query_clips": len(xq),
                 "decode_seconds": decode_s})
 
 
