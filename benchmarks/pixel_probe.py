@@ -34,6 +34,7 @@ from _common import heldout_world, print_table, write_json  # noqa: E402
 
 from v2p.data.frames import sample_frames  # noqa: E402
 from v2p.data.shard import open_shard  # noqa: E402
+from v2p.embed.tower import FrameCNN, TowerConfig, normalise_pixels  # noqa: E402
 from v2p.eval.runner import iter_queries  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 8, 64, 112
@@ -80,16 +81,12 @@ class TowerFrameProbe(nn.Module):
 
     def __init__(self, classes: int):
         super().__init__()
-        from v2p.embed.tower import FrameCNN, TowerConfig
-
         cfg = TowerConfig(frame_max_pool=True)
         self.size = cfg.image_size
-        self.frames = FrameCNN(cfg.cnn_width, cfg.frame_dim, cfg.image_size, max_pool=True)
+        self.frames = FrameCNN(cfg.cnn_width, cfg.frame_dim, cfg.image_size, max_pool=cfg.frame_max_pool)
         self.head = nn.Linear(cfg.frame_dim, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from v2p.embed.tower import normalise_pixels
-
         n, t = x.shape[:2]
         x = F.interpolate(x.flatten(0, 1).float(), size=(self.size, self.size), mode="bilinear", antialias=True,
                           align_corners=False)
