@@ -6,7 +6,8 @@ Bank: all 795 coco-mini captions (train2017 + val2017). Queries: the 79 val2017 
   turn), every caption in the bank ending with its image's camera phrase ("..., camera pans
   left"): the answer must get the content and the camera right.
 
-Reported per encoder (and, with --ablation, per bridge variant of v2p-sight): R@1/5/10, MiniLM
+Reported per encoder (and, with --ablation, per bridge variant of v2p-sight, and the ceiling the
+bridge gives COCO's own object labels): R@1/5/10, MiniLM
 cosine of the top-1 against the closest true caption, 95% bootstrap intervals, camera-motion
 accuracy, and the warm end-to-end latency of one 8-frame clip query (decode, encode, search).
 
@@ -41,11 +42,21 @@ from v2p.retrieval.search import FusionWeights, QueryResult, Retriever  # noqa: 
 
 
 def load_split(coco: Path, split: str) -> list[dict]:
+    """Images with their captions and, for the ceiling row, COCO's own object labels (the
+    fraction of the picture each of the 80 categories covers)."""
     ann = json.loads((coco / "annotations" / f"captions_{split}.json").read_text())
     caps: dict[int, list[tuple[int, str]]] = {}
     for a in ann["annotations"]:
         caps.setdefault(a["image_id"], []).append((a["id"], a["caption"].strip()))
-    return [{"path": coco / split / im["file_name"], "captions": caps[im["id"]]} for im in ann["images"]]
+    inst = json.loads((coco / "annotations" / f"instances_{split}.json").read_text())
+    names = {c["id"]: c["name"] for c in inst["categories"]}
+    objects: dict[int, dict[str, float]] = {}
+    for a in inst["annotations"]:
+        got = objects.setdefault(a["image_id"], {})
+        got[names[a["category_id"]]] = got.get(names[a["category_id"]], 0.0) + a["area"]
+    return [{"path": coco / split / im["file_name"], "captions": caps[im["id"]],
+             "objects": {k: v / (im["width"] * im["height"]) for k, v in objects.get(im["id"], {}).items()}}
+            for im in ann["images"]]
 
 
 def camera_of(k: int) -> str:
@@ -105,7 +116,44 @@ def answer_with(encoder, retriever: Retriever, items: list[LabelledItem]) -> lis
     return [QueryResult(str(it.path), c, camera=cam) for it, c, cam in zip(items, cands, cameras, strict=True)]
 
 
-def ablation(retriever: Retriever, stills: list[LabelledItem]) -> list[dict]:
+def object_label_ceiling(retriever: Retriever, stills: list[LabelledItem], val: list[dict],
+                         train: list[dict]) -> dict:
+    """What the bridge gives a *perfect* detector of COCO's 80 object categories: each photo's
+    true objects as "a photo of a {name}." MiniLM vectors, weighted by area as the segment words
+    are (full weight from 5% of the picture), summed, centred on train and searched like a sight
+    query. A ceiling for any object-naming vision model behind this bridge, not a v2p result."""
+    from v2p.embed.base import l2_normalize
+    from v2p.embed.factory import create_encoder
+    from v2p.embed.sight.bridge import to_query_space
+
+    minilm = create_encoder("minilm")
+    names = sorted({n for im in train + val for n in im["objects"]})
+    vec = dict(zip(names, minilm.encode_text([f"a photo of a {n}." for n in names]), strict=True))
+
+    def query(im: dict) -> np.ndarray:
+        parts = [min(area / 0.05, 1.0) * vec[n] for n, area in im["objects"].items()]
+        return np.sum(parts, axis=0) if parts else np.zeros(minilm.dim, np.float32)
+
+    mean = l2_normalize(np.stack([query(im) for im in train if im["objects"]])).mean(axis=0)
+    queries = to_query_space(np.stack([query(im) for im in val]), mean)
+    cands = retriever.search(queries, top=10, use_videos=False)
+    bank_ids = set(retriever.index.prompts_table.column("prompt_id").to_pylist())
+    results = [QueryResult(str(it.path), c) for it, c in zip(stills, cands, strict=True)]
+    return score_labelled(stills, results, bank_ids).as_dict()
+
+
+def centring_mean(encoder, photos: list[Path]) -> np.ndarray:
+    """The centring vector a bridge variant would ship: its mean frame text vector over the
+    tuning photos (coco-mini train2017), as ``benchmarks/sight_calibrate.py`` makes it."""
+    from v2p.data.frames import sample_frames
+    from v2p.embed.base import l2_normalize
+
+    frames = encoder.encode_frames([sample_frames(p, 1) for p in photos])
+    return l2_normalize(encoder._text_part(frames)[:, 0]).mean(axis=0).astype(np.float32)
+
+
+def ablation(retriever: Retriever, stills: list[LabelledItem], tuning_photos: list[Path]) -> list[dict]:
+    """Bridge variants on the val stills, each centred on its own mean over the tuning photos."""
     from v2p._threads import thread_count
     from v2p.embed.factory import create_encoder
     from v2p.embed.sight.bridge import BridgeConfig
@@ -115,8 +163,12 @@ def ablation(retriever: Retriever, stills: list[LabelledItem]) -> list[dict]:
     base = BridgeConfig.load()
     variants = {
         "v2p-sight (shipped)": (base, True),
+        "previous bridge: 3 crops averaged, segment 0.5": (
+            dataclasses.replace(base, grid=0, view_pooling="mean", segment_weight=0.5), True),
+        "no grid squares (3 crops)": (dataclasses.replace(base, grid=0), True),
+        "views averaged, not noisy-or": (dataclasses.replace(base, view_pooling="mean"), True),
         "no centring": (base, False),
-        "1 centre crop": (dataclasses.replace(base, crops=1), True),
+        "1 centre crop + grid": (dataclasses.replace(base, crops=1), True),
         "no segment words": (dataclasses.replace(base, segment_weight=0.0), True),
         "top-1 class only": (dataclasses.replace(base, top_k=1), True),
         "all classes (no top-k)": (dataclasses.replace(base, top_k=1001), True),
@@ -126,8 +178,7 @@ def ablation(retriever: Retriever, stills: list[LabelledItem]) -> list[dict]:
     for name, (cfg, centre) in variants.items():
         enc = SightEncoder(lambda: minilm, threads=thread_count())
         enc.cfg = cfg
-        if not centre:
-            enc.query_mean = np.zeros_like(enc.query_mean)
+        enc.query_mean = centring_mean(enc, tuning_photos) if centre else np.zeros_like(enc.query_mean)
         report = score_labelled(stills, answer_with(enc, retriever, stills), bank_ids).as_dict()
         rows.append(row(name, "val stills", report))
     return rows
@@ -168,7 +219,10 @@ def main() -> None:
                 details[encoder]["clips_camera_term_off"] = r_nocam
         ablation_rows = []
         if args.ablation:
-            ablation_rows = ablation(Retriever(tmp / "idx-v2p-sight"), stills)
+            sight_retriever = Retriever(tmp / "idx-v2p-sight")
+            ablation_rows = ablation(sight_retriever, stills, [im["path"] for im in train])
+            ceiling = object_label_ceiling(sight_retriever, stills, val, train)
+            ablation_rows.append(row("ceiling: COCO's true object labels, same bridge", "val stills", ceiling))
     print_table(rows, "coco-mini val2017 (79 photos) against all 795 captions")
     if ablation_rows:
         print_table(ablation_rows, "v2p-sight bridge variants (val stills)")

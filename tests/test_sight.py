@@ -65,6 +65,47 @@ def test_sight_sees_what_is_in_real_photos(sight):
     assert [c.label for c in sight.camera(frames)] == ["static"] * 4  # still photos do not move
 
 
+def test_frame_views_cover_the_frame_with_whole_and_small_squares():
+    from v2p.embed.sight.bridge import BridgeConfig
+    from v2p.embed.sight.encoder import frame_views, grid_squares
+
+    wide = np.zeros((320, 480, 3), np.uint8)
+    views = frame_views(wide, BridgeConfig(crops=3, grid=3, grid_side=0.45))
+    assert views[:3] == [(0, 80, 320), (0, 0, 320), (0, 160, 320)]  # centre first: the embedding reads it
+    grid = views[3:]
+    assert len(grid) == 9 and {side for _, _, side in grid} == {144}
+    assert grid[0] == (0, 0, 144) and grid[-1] == (320 - 144, 480 - 144, 144)  # corner to corner
+    assert all(0 <= t and t + s <= 320 and 0 <= left and left + s <= 480 for t, left, s in views)
+    assert grid_squares(wide, 0, 0.45) == []
+    square = np.zeros((100, 100, 3), np.uint8)
+    assert frame_views(square, BridgeConfig(crops=3, grid=2, grid_side=0.5))[0] == (0, 0, 100)
+    assert len(frame_views(square, BridgeConfig(crops=3, grid=2, grid_side=0.5))) == 1 + 4
+    tiny = np.zeros((1, 1, 3), np.uint8)
+    assert all(s == 1 for _, _, s in frame_views(tiny, BridgeConfig()))
+
+
+def test_views_are_shared_out_over_a_clip_and_all_read_in_a_still():
+    from v2p.embed.sight.encoder import views_of_frame
+
+    assert views_of_frame(0, 1, 12, spread=True) == list(range(12))  # a still reads every view
+    per_frame = [views_of_frame(j, 8, 12, spread=True) for j in range(8)]
+    assert per_frame[0] == [0, 8] and per_frame[7] == [7]
+    assert sorted(v for vs in per_frame for v in vs) == list(range(12))  # each view once per clip
+    assert [views_of_frame(j, 16, 3, spread=True) for j in range(5)] == [[0], [1], [2], [0], [1]]
+    assert views_of_frame(5, 8, 12, spread=False) == list(range(12))
+
+
+def test_noisy_or_keeps_what_one_view_sees():
+    from v2p.embed.sight.bridge import BridgeConfig, pool_views
+
+    views = np.array([[0.0, 0.9, 0.1], [0.0, 0.0, 0.1], [0.0, 0.0, 0.1]], np.float32)
+    assert np.allclose(pool_views(views, "noisy_or"), [0.0, 0.9, 1 - 0.9 ** 3])
+    assert np.allclose(pool_views(views, "mean"), [0.0, 0.3, 0.1])
+    assert np.allclose(pool_views(views[:1], "noisy_or"), views[0])
+    with pytest.raises(ValueError, match="view_pooling"):
+        BridgeConfig(view_pooling="max")
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket"])
 def test_camera_motion_from_real_pixels(name):
     """Pans, tilts and zooms over a real photo, through a real mp4 encode and decode."""

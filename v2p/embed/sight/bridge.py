@@ -7,12 +7,15 @@ ImageNet has no class for, above all *people*, weighted by how much of the frame
 
 Measured on coco-mini (``benchmarks/sight_eval.py --ablation``; tuned on train2017, reported
 on val2017) the pieces that earned their place: synonyms over the first name alone, the
-top-5 classes, three square crops per frame (centre and both ends of the long side) rather
-than one, segment words, and *centring*: subtracting the mean query vector of real photos
+top-5 classes, *object-sized views*: three whole-height square crops plus a 3 x 3 grid of
+squares of 0.45 the short side, pooled by noisy-or (a class counts when any view sees it),
+segment words, and *centring*: subtracting the mean query vector of real photos
 (:data:`QUERY_MEAN`), which removes what every "a photo of a ..." vector shares. What did
-not: joining label names into one sentence, sharper or flatter class distributions, and a
-ridge correction fitted on coco-mini train (no gain under cross-validation; it would also
-teach COCO's caption style to a tool that searches text-to-video prompts).
+not: joining label names into one sentence, sharper or flatter class distributions, other
+label templates, finer grids (0.3-0.35 of the short side), a ridge correction or a
+nearest-photo memory fitted on coco-mini train (no gain; they also pull answers towards the
+tuning captions), pseudo-relevance feedback from the bank, and matching in class space
+(captions turned into ImageNet class distributions) instead of text space.
 """
 
 from __future__ import annotations
@@ -37,15 +40,25 @@ PASCAL_PHRASES = {
 }
 
 
+VIEW_POOLINGS = ("noisy_or", "mean")
+
+
 @dataclass(frozen=True)
 class BridgeConfig:
     top_k: int = 5  # ImageNet classes kept per frame
-    segment_weight: float = 0.5  # weight of the segment words against the ImageNet part
+    segment_weight: float = 0.35  # weight of the segment words against the ImageNet part
     segment_min_area: float = 0.01  # a PASCAL class covering less of the frame is ignored
     segment_full_area: float = 0.05  # ... and one covering this much counts fully
-    crops: int = 3  # square crops per frame for the classifier (1 = centre only)
+    crops: int = 3  # whole-height square crops per frame for the classifier (1 = centre only)
+    grid: int = 3  # ... plus a grid x grid of smaller squares over the frame (0 = none)
+    grid_side: float = 0.45  # the grid squares' side, as a fraction of the frame's short side
+    view_pooling: str = "noisy_or"  # how a frame's views combine: "noisy_or" (seen in any view) or "mean"
     segment_every: int = 8  # segment every n-th frame (an 8-frame clip: its first); 7x a classifier call
-    spread_crops: bool = True  # in a clip, frame j classifies crop j mod crops alone (a still: every crop)
+    spread_views: bool = True  # in a clip, the views are shared out over its frames (a still: every view)
+
+    def __post_init__(self):
+        if self.view_pooling not in VIEW_POOLINGS:
+            raise ValueError(f"view_pooling must be one of {', '.join(VIEW_POOLINGS)}; got {self.view_pooling!r}")
 
     @classmethod
     def load(cls, folder: Path = MODEL_DIR) -> BridgeConfig:
@@ -89,6 +102,16 @@ def compute_label_vectors(encode_text) -> dict[str, np.ndarray]:
 def load_label_vectors(folder: Path = MODEL_DIR) -> dict[str, np.ndarray]:
     with np.load(folder / LABEL_VECTORS) as z:
         return {k: z[k].astype(np.float32) for k in z.files}
+
+
+def pool_views(view_probs: np.ndarray, how: str) -> np.ndarray:
+    """One frame's class probabilities from its views' [views, 1001]. ``noisy_or`` is the chance
+    that at least one view shows the class (1 - prod(1 - p)): a small object that one grid
+    square sees clearly is kept, not averaged away by the views that miss it."""
+    view_probs = np.asarray(view_probs, np.float32)
+    if how == "mean" or len(view_probs) == 1:
+        return view_probs.mean(axis=0)
+    return 1.0 - np.prod(1.0 - np.clip(view_probs, 0.0, 1.0), axis=0)
 
 
 def frame_text_vectors(class_probs: np.ndarray, segment_areas: np.ndarray, vectors: dict[str, np.ndarray],

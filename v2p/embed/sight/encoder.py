@@ -24,7 +24,8 @@ import numpy as np
 
 from v2p.data.motion import MOTION_FEATURES, CameraMotion, clip_motion_features, describe_motion
 from v2p.embed.base import Encoder, ProgressFn, l2_normalize
-from v2p.embed.sight.bridge import MODEL_DIR, BridgeConfig, frame_text_vectors, load_label_vectors, to_query_space
+from v2p.embed.sight.bridge import (MODEL_DIR, BridgeConfig, frame_text_vectors, load_label_vectors, pool_views,
+                                    to_query_space)
 from v2p.embed.sight.tflite import TFLiteModel
 from v2p.errors import EncoderSpecError
 
@@ -58,6 +59,36 @@ def square_crops(frame: np.ndarray, n: int) -> list[tuple[int, int, int]]:
         return [centre]
     ends = [(0, 0, side), (h - side, 0, side)] if h > w else [(0, 0, side), (0, w - side, side)]
     return [centre, *ends][:n]
+
+
+def grid_squares(frame: np.ndarray, n: int, side_fraction: float) -> list[tuple[int, int, int]]:
+    """(top, left, side) of an ``n`` x ``n`` grid of squares of ``side_fraction`` of the short
+    side, spread evenly from corner to corner (they overlap when n * fraction > 1)."""
+    if n <= 0:
+        return []
+    h, w = frame.shape[:2]
+    side = max(1, int(min(h, w) * side_fraction))
+    tops = np.linspace(0, h - side, n).astype(int)
+    lefts = np.linspace(0, w - side, n).astype(int)
+    return [(int(t), int(left), side) for t in tops for left in lefts]
+
+
+def frame_views(frame: np.ndarray, cfg: BridgeConfig) -> list[tuple[int, int, int]]:
+    """Every square the classifier may read in a frame: the whole-height crops (view 0 is the
+    centre, which the image embedding also reads), then the grid. ImageNet's classifier names
+    the one main object of a photo; a real scene has several, and a person on a skateboard or a
+    clock on a tower fills only part of the frame, so smaller squares let each be the main object
+    of one view (coco-mini train: R@5 0.54 -> 0.72, see the README)."""
+    return square_crops(frame, cfg.crops) + grid_squares(frame, cfg.grid, cfg.grid_side)
+
+
+def views_of_frame(j: int, frames: int, views: int, spread: bool) -> list[int]:
+    """Which views frame ``j`` of a ``frames``-frame clip classifies. A clip's frames overlap so
+    much that sharing the views out over them (frame j: views j, j + frames, ...) reads every
+    view once per clip at about one classifier call a frame; a still reads every view."""
+    if frames == 1 or not spread:
+        return list(range(views))
+    return list(range(j, views, frames)) or [j % views]
 
 
 class SightEncoder(Encoder):
@@ -133,34 +164,27 @@ class SightEncoder(Encoder):
         interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
         return cv2.resize(image, (w, h), interpolation=interp)
 
-    def _read_frame(self, frame: np.ndarray, segment: bool, crops: Sequence[int]
+    def _read_frame(self, frame: np.ndarray, segment: bool, j: int, frames: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(class probabilities averaged over the ``crops`` named [1001], image embedding of the
-        centre [1024], PASCAL area fractions [21] or None when this frame is not segmented), on the
-        calling thread's models."""
+        """Frame ``j`` of a ``frames``-frame clip: (class probabilities pooled over the views it
+        reads [1001], image embedding of the centre [1024], PASCAL area fractions [21] or None when
+        this frame is not segmented), on the calling thread's models."""
         classifier, embedder, segmenter = self._models()
         size = classifier.input_size
-        boxes = square_crops(frame, self.cfg.crops)
+        boxes = frame_views(frame, self.cfg)
+        read = views_of_frame(j, frames, len(boxes), self.cfg.spread_views)
         resized = {}
-        for c in {0, *(c % len(boxes) for c in crops)}:
-            top, left, side = boxes[c]
-            resized[c] = self._resized(frame[top:top + side, left:left + side], size)
-        probs = [classifier(resized[c % len(boxes)]) for c in crops]
+        for v in {0, *read}:
+            top, left, side = boxes[v]
+            resized[v] = self._resized(frame[top:top + side, left:left + side], size)
+        probs = pool_views(np.stack([classifier(resized[v]) for v in read]), self.cfg.view_pooling)
         centre = resized[0]
         areas = None
         if segment:
             classes = segmenter(self._resized(frame, segmenter.input_size))
             counts = np.bincount(np.asarray(classes, np.int64).ravel(), minlength=PASCAL_CLASSES)[:PASCAL_CLASSES]
             areas = counts / max(classes.size, 1)
-        return np.mean(probs, axis=0), embedder(centre).reshape(-1), areas
-
-    def _crops_of_frame(self, j: int, frames: int) -> list[int]:
-        """Which crops frame ``j`` of a ``frames``-frame clip classifies. A clip's frames overlap so
-        much that spreading the crops over them (frame j: crop j mod crops) sees both ends of the
-        long side at a third of the classifier calls; a still classifies every crop."""
-        if frames == 1 or not self.cfg.spread_crops:
-            return list(range(self.cfg.crops))
-        return [j % self.cfg.crops]
+        return probs, embedder(centre).reshape(-1), areas
 
     def encode_frames(self, clips: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
         if not clips:
@@ -171,11 +195,11 @@ class SightEncoder(Encoder):
         run = self._executor.submit if self.workers > 1 else _run_now
         frame_jobs = []
         for clip in clips:
-            if _is_still(clip):  # an image decodes as one frame repeated: read it once, with every crop
-                job = run(self._read_frame, clip[0], True, self._crops_of_frame(0, 1))
+            if _is_still(clip):  # an image decodes as one frame repeated: read it once, with every view
+                job = run(self._read_frame, clip[0], True, 0, 1)
                 frame_jobs.append([job] * t)
             else:
-                frame_jobs.append([run(self._read_frame, frame, j % every == 0, self._crops_of_frame(j, t))
+                frame_jobs.append([run(self._read_frame, frame, j % every == 0, j, t)
                                    for j, frame in enumerate(clip)])
         motion_jobs = [run(clip_motion_features, clip) for clip in clips]  # last: OpenCV's flow runs threads of its own
         for i, jobs in enumerate(frame_jobs):
