@@ -8,7 +8,13 @@ index's own ms/vc2 videos (leave-one-out mining), as a user would train it on th
 hand-made term weights were tuned on another shard (benchmarks/rerank_tune.py, seed 2024). The
 bank LM is trained on the index's own prompts. Paired bootstrap: the same queries resampled for
 both modes, so the interval is of the gain itself.
-Usage: python benchmarks/rerank_eval.py [--out bench-out] [--retrain] [--limit N]
+``--encoder v2p-tiny+image`` builds the same index with MobileNetV1 image embeddings stored beside
+v2p-tiny's frame vectors (retrieval unchanged; the cross-encoder reads both), and writes
+``rerank_eval-<encoder>.json``. ``--modes`` picks a subset of the modes (plain is always run): hand-made
+terms, the image term alone (index + image map, when the index's frames carry pictures), the trained
+defaults (cross-encoder, plus the image term when it earned its place) and splice.
+Usage: python benchmarks/rerank_eval.py [--out bench-out] [--encoder v2p-tiny] [--modes terms,image,cross,splice]
+       [--retrain] [--limit N]
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from v2p.data.shard import open_shard  # noqa: E402
 from v2p.eval import metrics  # noqa: E402
 from v2p.eval.runner import evaluate  # noqa: E402
 from v2p.rerank.cross import CROSS_DIR  # noqa: E402
-from v2p.rerank.reranker import make_reranker  # noqa: E402
+from v2p.rerank.reranker import RerankWeights, make_reranker  # noqa: E402
 from v2p.retrieval.search import Retriever  # noqa: E402
 
 ALL_TERMS = "frame_max=0.25,consensus=0.25,fluency=0.25"
@@ -37,10 +43,14 @@ def main() -> None:
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--retrain", action="store_true", help="train the cross-encoder again even if the index has one")
     ap.add_argument("--limit", type=int, default=None, help="at most N query videos")
+    ap.add_argument("--encoder", default="v2p-tiny", help="the index's encoder spec (v2p-tiny or v2p-tiny+image)")
+    ap.add_argument("--modes", default="terms,image,cross,splice",
+                    help="modes besides plain: terms, image, cross, splice")
     args = ap.parse_args()
     out = Path(args.out) / "heldout"
     _, queries = heldout_world(out)
-    index = heldout_index(out, "temporal", "v2p-tiny", with_lm=True)
+    name = "temporal" if args.encoder == "v2p-tiny" else "temporal-" + args.encoder.replace("+", "-")
+    index = heldout_index(out, name, args.encoder, with_lm=True)
     training = None
     if args.retrain or not (index / CROSS_DIR / "model.safetensors").is_file():
         t0 = time.perf_counter()
@@ -55,10 +65,17 @@ def main() -> None:
         reranker, _ = make_reranker(retriever, **kw)
         return lambda datas, names: reranker.query_videos(datas, top=10, splice=kw.get("splice", False))
 
-    modes = {"plain": None,
-             "rerank, hand-made terms": answerer(weights=ALL_TERMS, cross="none"),
-             "rerank, cross-encoder": answerer(),
-             "splice (cross-encoder order)": answerer(splice=True)}
+    chosen = set(args.modes.split(",")) if args.modes else set()
+    unknown = chosen - {"terms", "image", "cross", "splice"}
+    if unknown:
+        ap.error(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from terms, image, cross, splice")
+    image_weight = (training.get("image_map") or {}).get("term_weight") or 0.0
+    optional = {"terms": ("rerank, hand-made terms", lambda: answerer(weights=ALL_TERMS, cross="none")),
+                "image": ("rerank, image term alone", lambda: answerer(weights=RerankWeights(index=1.0,
+                                                                                             image=image_weight))),
+                "cross": ("rerank, trained defaults (cross-encoder + image term)", lambda: answerer()),
+                "splice": ("splice (trained defaults' order)", lambda: answerer(splice=True))}
+    modes = {"plain": None, **{label: make() for key, (label, make) in optional.items() if key in chosen}}
     reports, rows = {}, []
     for mode, answer in modes.items():
         print(f"evaluating: {mode}", flush=True)
@@ -77,7 +94,8 @@ def main() -> None:
                      "regen cos not in bank": regen_nb.get("video_cosine"),
                      "all attrs right, not in bank": regen_nb.get("all_attributes_agree"),
                      "unparseable": regen_in.get("parse_failures", 0) + regen_nb.get("parse_failures", 0)})
-    print_table(rows, "plain / rerank / cross-encoder / splice, held-out shard (seed 777), pika queries")
+    print_table(rows, f"plain / rerank / cross-encoder / splice, held-out shard (seed 777), pika queries, "
+                      f"index by {args.encoder}")
     ceiling = reports["plain"].meta["regenerate"]["in_bank"].get("ceiling_cosine")
     print(f"\nregenerated-clip cosine ceiling (two renders of the true prompt): {ceiling:.3f}")
     probe = frame_vector_probe(retriever, shard)
@@ -86,7 +104,8 @@ def main() -> None:
     hardest = reports["plain"].meta["breakdown"]["hardest"]
     print_table([{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in h.items()} for h in hardest],
                 "hardest groups for plain retrieval (R@1, in-bank queries)")
-    write_json(out / "rerank_eval.json", {"rows": rows, "training": training, "regenerate_ceiling": ceiling,
+    suffix = "" if args.encoder == "v2p-tiny" else "-" + args.encoder.replace("+", "-")
+    write_json(out / f"rerank_eval{suffix}.json", {"encoder": args.encoder, "rows": rows, "training": training, "regenerate_ceiling": ceiling,
                                           "frame_vector_probe": probe,
                                           "reports": {m: rep.as_dict() for m, rep in reports.items()}})
 

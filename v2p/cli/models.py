@@ -62,7 +62,8 @@ def rerank_train(
     seed: Annotated[int, typer.Option(help="Seed for the sample, the split and the init.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
 ):
-    """Train a cross-encoder that reads a clip's frames and each candidate prompt together."""
+    """Train a cross-encoder that reads a clip's frames and each candidate prompt together, and, when the
+    frames carry a picture embedding, the image term (a map from pictures to the prompt space)."""
     from v2p.rerank.cross import CrossTrainConfig, train_cross_reranker
 
     cfg = CrossTrainConfig(k=k, max_clips=max_clips, epochs=epochs, patience=patience, lr=lr,
@@ -84,6 +85,15 @@ def rerank_train(
     out.print(f"reranker for {index}: {rec['parameters']:,} parameters, {rec['train_lists']} training lists "
               f"({rec['missed']} clips had their prompt outside the top {k}), {val}: {verdict}; "
               f"{rec['epochs_run']} epochs in {rec['seconds']:.0f}s; --rerank now uses it")
+    image = rec.get("image_map")
+    if image is None:
+        out.print("image term: none (the index's frames carry no picture embedding; build with an encoder spec "
+                  "ending in +image, v2p-sight or CLIP to get one)")
+    else:
+        gain, lo, hi = image["gain"]
+        out.print(f"image term: top-1 {image['top1_retrieval']:.3f} -> {image['top1_with_term']:.3f} on "
+                  f"{image['lists']} out-of-fold lists, gain {gain:+.3f} [{lo:+.3f}, {hi:+.3f}]: "
+                  + (f"weight {image['term_weight']:g}" if image["term_weight"] else "weight 0, keeps retrieval's order"))
 
 
 # --------------------------------------------------------------------------- train

@@ -88,6 +88,12 @@ class Encoder(ABC):
         same-modal space (real image embeddings) returns that instead."""
         return self.pool(frame_vectors)
 
+    def picture_vectors(self, frame_vectors: np.ndarray) -> np.ndarray | None:
+        """[n, t, f] -> [n, t, p]: the part of each frame vector that is a general-purpose
+        picture embedding (real image weights), for maps fitted on a bank's own clip/prompt
+        pairs (the reranker's image term); None when the encoder stores none."""
+        return None
+
     @property
     def video_key_dim(self) -> int:
         return self.video_dim or self.dim

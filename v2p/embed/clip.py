@@ -244,3 +244,6 @@ class OpenClipEncoder(Encoder):
 
     def frames_in_text_space(self, frame_vectors: np.ndarray) -> np.ndarray:
         return l2_normalize(np.asarray(frame_vectors, np.float32))  # CLIP frames already share the text space
+
+    def picture_vectors(self, frame_vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(frame_vectors, np.float32)  # CLIP's frame vectors are its image embeddings

@@ -9,6 +9,9 @@ Specs:
 * ``v2p-sight``                      real vision models shipped in the package, into MiniLM space
 * ``v2p-tiny``                       the small synthetic-world video model (see v2p.embed.tower)
 * ``v2p:<model dir>``                a video tower trained by ``v2p train``
+* ``<video spec>+image``             that encoder, with the shipped MobileNetV1 image embedding
+                                     stored beside each frame for per-frame readers such as the
+                                     learned reranker (``v2p.embed.image_frames``)
 
 Each *kind* of spec has one loader in :data:`LOADERS`; a loader receives the parsed spec and
 the resolved device, and builds sub-encoders (a tower's text encoder, sight's MiniLM) through
@@ -19,6 +22,7 @@ are one model, loaded once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +33,8 @@ from v2p.errors import EncoderSpecError
 
 DEFAULT_ENCODER = "v2p-sight"  # measured best on real images and clips (README, "Measured")
 SPEC_FORMS = ("clip:<model>/<pretrained>", "clip:<model>@<checkpoint>", "clip:<model>/random", "minilm",
-              "v2p-sight", "v2p-tiny", "v2p:<model dir>")
+              "v2p-sight", "v2p-tiny", "v2p:<model dir>", "<video spec>+image")
+IMAGE_SUFFIX = "+image"
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,14 @@ class EncoderSpec:
     model: str = ""
     pretrained: str | None = None
     checkpoint: str | None = None
+    image_frames: bool = False  # "+image": a real image embedding stored beside each frame
 
     @property
     def canonical(self) -> str:
+        return self._canonical_base + (IMAGE_SUFFIX if self.image_frames else "")
+
+    @property
+    def _canonical_base(self) -> str:
         if self.kind == "clip":
             return f"clip:{self.model}@{self.checkpoint}" if self.checkpoint else f"clip:{self.model}/{self.pretrained}"
         if self.kind == "v2p":
@@ -54,6 +64,12 @@ class EncoderSpec:
 def parse_spec(spec: str) -> EncoderSpec:
     """Parse without loading anything; unknown forms list the valid ones."""
     s = (spec or "").strip()
+    if s.endswith(IMAGE_SUFFIX):
+        inner = parse_spec(s[:-len(IMAGE_SUFFIX)])
+        if inner.kind in ("minilm", "sight") or inner.image_frames:
+            raise EncoderSpecError(f"{spec!r}: {IMAGE_SUFFIX} goes after a video tower or CLIP spec "
+                                   "(v2p-sight stores image embeddings already; minilm reads no video)")
+        return dataclasses.replace(inner, image_frames=True)
     if s == "minilm":
         return EncoderSpec("minilm")
     if s == "v2p-sight":
@@ -139,6 +155,12 @@ def create_encoder(spec: str, device: str | None = None) -> Encoder:
 @functools.lru_cache(maxsize=8)
 def _create(canonical: str, device: str) -> Encoder:
     parsed = parse_spec(canonical)
+    if parsed.image_frames:
+        from v2p._threads import thread_count
+        from v2p.embed.image_frames import ImageEmbedder, ImageFramesEncoder
+
+        inner = _create(dataclasses.replace(parsed, image_frames=False).canonical, device)
+        return ImageFramesEncoder(inner, ImageEmbedder(thread_count()))
     return LOADERS[parsed.kind](parsed, device)
 
 

@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from v2p.errors import V2PError
+from v2p.rerank.image_map import (FOLDS, IMAGE_MAP_FILE, IMAGE_MAP_RECORD, ImageMap, clip_pictures,
+                                  fit_image_map)
 
 CROSS_DIR = "reranker"
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
@@ -464,6 +466,26 @@ def fit_cross_scorer(model: CrossScorer, lists: TrainingLists, tokens: dict[int,
     return FitResult(history, best, best_epoch, gain)
 
 
+def fit_bank_image_map(retriever, videos: np.ndarray, lists: TrainingLists, *, seed: int = 0) -> ImageMap | None:
+    """The image term (:mod:`v2p.rerank.image_map`) fitted on the sampled bank videos and the
+    mined lists; None when the index's encoder stores no picture vectors."""
+    index, enc = retriever.index, retriever.encoder
+    chunks = [clip_pictures(enc, read_frames(index.video_frames, videos[s:s + 1024]))
+              for s in range(0, len(videos), 1024)]
+    truth = index.videos_table.column("prompt_row").to_numpy()
+    clip_prompt = truth[videos]
+    if not chunks or chunks[0] is None or len(np.unique(clip_prompt)) < FOLDS:
+        return None
+    pictures = np.concatenate(chunks)
+    rows = np.unique(np.concatenate([clip_prompt, lists.rows.ravel()]))
+    texts = index.prompts_table.column("prompt").take(rows).to_pylist()
+    vectors = retriever.prompt_vectors(rows, texts)
+    compact = np.searchsorted(rows, np.arange(int(rows.max()) + 1)).clip(0, len(rows) - 1)
+    clip_of_list = np.searchsorted(videos, lists.videos)
+    return fit_image_map(pictures, compact[clip_prompt], vectors, clip_of_list, compact[lists.rows],
+                         lists.features[..., 0], lists.positive, seed=seed)
+
+
 def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTrainConfig(), *,
                          on_progress: Callable[[str, int, int | None], None] | None = None,
                          provenance: dict | None = None) -> CrossTrainResult:
@@ -511,11 +533,18 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
             rids, rmask = tokenize([t for _, t in with_rev], model_cfg.max_tokens)
             rev_tokens = {r: rids[i, rmask[i]] for i, (r, _) in enumerate(with_rev)}
 
+    progress("fitting the image map", 0, None)
+    image_map = fit_bank_image_map(retriever, videos, lists, seed=cfg.seed)
+
     torch.manual_seed(cfg.seed)
     model = CrossScorer(model_cfg, minilm_word_vectors())
     fit = fit_cross_scorer(model, lists, tokens, rev_tokens, index.video_frames, train_idx, val_idx, cfg,
                            on_progress=progress, rng=rng)
     folder = save_cross_reranker(model, index_dir)
+    for stale in (IMAGE_MAP_FILE, IMAGE_MAP_RECORD):  # a map from an earlier training must not outlive it
+        (folder / stale).unlink(missing_ok=True)
+    if image_map is not None:
+        image_map.save(folder)
     record = {"train_config": asdict(cfg), "encoder": index.encoder_spec, "query_videos": int(len(videos)),
               "lists": int(len(lists.videos)), "missed": lists.missed, "train_lists": int(len(train_idx)),
               "val_lists": int(len(val_idx)), "val_generator": val_generator,
@@ -525,6 +554,9 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
               "val_gain": list(fit.gain) if fit.gain else None, "keeps_retrieval_order": fit.best_epoch == 0,
               "epochs_run": sum(h["epoch"] > 0 for h in fit.history), "history": fit.history,
               "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+              "image_map": ({k: v for k, v in image_map.record.items() if k != "trials"}
+                            | {"alpha": image_map.alpha, "term_weight": image_map.term_weight}
+                            if image_map is not None else None),
               "seconds": time.perf_counter() - t0, **(provenance or {})}
     (folder / "training.json").write_text(json.dumps(record, indent=2))
     return CrossTrainResult(model, fit.history, record)

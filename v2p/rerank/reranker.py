@@ -22,7 +22,8 @@ import numpy as np
 from v2p.embed.factory import create_encoder
 from v2p.errors import V2PError
 from v2p.rerank import terms as T
-from v2p.rerank.cross import CrossReranker
+from v2p.rerank.cross import CROSS_DIR, CrossReranker
+from v2p.rerank.image_map import ImageMap, clip_pictures
 from v2p.rerank.lm import FluencyModel
 from v2p.retrieval.search import Candidate, QueryResult, Retriever
 
@@ -40,13 +41,17 @@ class RerankWeights:
     consensus: float = 0.0
     fluency: float = 0.0
     cross: float = 0.0  # the learned cross-encoder (v2p rerank train), when the index has one
+    image: float = 0.0  # the learned image map (v2p rerank train), when the index's frames carry pictures
 
 
 class Reranker:
     def __init__(self, retriever: Retriever, weights: RerankWeights, *, fluency: FluencyModel | None = None,
-                 cross: CrossReranker | None = None, k: int = DEFAULT_K):
+                 cross: CrossReranker | None = None, image_map: ImageMap | None = None, k: int = DEFAULT_K):
         self.retriever, self.weights, self.fluency, self.cross, self.k = retriever, weights, fluency, cross, k
+        self.image_map = image_map
         self.encoder = retriever.encoder
+        if weights.image and image_map is None:
+            raise ValueError("an image weight needs a trained image map (v2p rerank train INDEX_DIR)")
         if weights.fluency and fluency is None:
             raise ValueError("a fluency weight needs a language model (v2p lm train INDEX_DIR)")
         if weights.cross and cross is None:
@@ -59,14 +64,7 @@ class Reranker:
         return self.encoder if text_spec == METRIC_SPACE else create_encoder(METRIC_SPACE)
 
     def _text_vectors(self, cands: list[Candidate]) -> np.ndarray:
-        rows = np.array([c.index_row for c in cands], np.int64)
-        index = self.retriever.index.prompts_index
-        try:
-            if self.retriever.index.manifest["prompts"]["factory"] in ("Flat", "SQfp16"):
-                return index.reconstruct_batch(rows)
-        except RuntimeError:
-            pass
-        return self.encoder.encode_text([c.prompt for c in cands])
+        return self.retriever.prompt_vectors([c.index_row for c in cands], [c.prompt for c in cands])
 
     def term_values(self, cands: list[Candidate], frame_text: np.ndarray, names: Sequence[str] | None = None,
                     frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -76,8 +74,11 @@ class Reranker:
         names = set(names) if names is not None else {n for n in RerankWeights.__dataclass_fields__ if getattr(w, n)}
         retrieval = np.array([c.score for c in cands])
         parts = {"index": retrieval}
-        if names & {"frame_mean", "frame_max", "consensus"}:
+        if names & {"frame_mean", "frame_max", "consensus", "image"}:
             text_vecs = self._text_vectors(cands)
+            if "image" in names and self.image_map is not None and frames is not None:
+                pictures = clip_pictures(self.encoder, np.asarray(frames, np.float32)[None])
+                parts["image"] = text_vecs @ self.image_map.project(pictures)[0]
             if names & {"frame_mean", "frame_max"}:
                 parts["frame_mean"], parts["frame_max"] = T.frame_scores(frame_text, text_vecs)
             if "consensus" in names:
@@ -172,13 +173,20 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | str | None =
         raise V2PError(f"cross must be auto or none, not {cross!r}")
     cross_model = (load_cross_reranker(retriever.index.path, retriever.index.encoder_spec, retriever.encoder.fingerprint)
                    if cross == "auto" else None)
+    image_map = ImageMap.load(retriever.index.path / CROSS_DIR) if cross == "auto" else None
     base = CROSS_TUNED if cross_model is not None else TUNED
+    if image_map is not None and image_map.term_weight:
+        base = replace(base, image=image_map.term_weight)  # chosen and checked by v2p rerank train
     if not isinstance(weights, RerankWeights):
         weights = parse_weights(weights, base)
     notes: list[str] = []
     if weights.cross and cross_model is None:
         raise V2PError(f"no trained reranker in {retriever.index.path} (a cross weight needs one): "
                        f"train it with 'v2p rerank train {retriever.index.path}'")
+    if weights.image and image_map is None:
+        raise V2PError(f"no image map in {retriever.index.path} (an image weight needs one): train it with "
+                       f"'v2p rerank train {retriever.index.path}' on an index whose frames carry pictures "
+                       "(an encoder spec ending in +image, v2p-sight or CLIP, built with --videos)")
     if not weights.cross:
         cross_model = None
     fluency = None
@@ -196,7 +204,7 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | str | None =
                      "no hand-made term raised v2p-tiny's accuracy, see the README); train one with "
                      f"'v2p rerank train {retriever.index.path}', or turn terms on with --weights, "
                      "e.g. --weights frame_max=0.25,consensus=0.25")
-    return Reranker(retriever, weights, fluency=fluency, cross=cross_model, k=k), notes
+    return Reranker(retriever, weights, fluency=fluency, cross=cross_model, image_map=image_map, k=k), notes
 
 
 # Defaults chosen on the validation world by benchmarks/rerank_tune.py (seed 2024, 1,000 queries,

@@ -240,6 +240,17 @@ class Retriever:
                                  cameras=cameras)
         return ClipSearch(frames, vectors, cameras, candidates, "fused z" if same_space else "cosine")
 
+    def prompt_vectors(self, rows: Sequence[int], prompts: Sequence[str]) -> np.ndarray:
+        """Text vectors [n, dim] of the bank prompts at ``rows`` (whose texts are ``prompts``):
+        read back from the prompt index when it stores them exactly, else encoded again."""
+        index = self.index.prompts_index
+        if self.index.manifest["prompts"]["factory"] in ("Flat", "SQfp16"):
+            try:
+                return index.reconstruct_batch(np.asarray(rows, np.int64))
+            except RuntimeError:
+                pass
+        return self.encoder.encode_text(list(prompts))
+
     def query_texts(self, texts: Sequence[str], *, top: int = 5) -> list[QueryResult]:
         vectors = self.encoder.encode_text(list(texts))
         merged = self.search(vectors, top=top, use_videos=False)

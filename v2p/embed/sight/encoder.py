@@ -220,6 +220,9 @@ class SightEncoder(Encoder):
         self.check_pooling(pooling)
         return to_query_space(self._text_part(frame_vectors).mean(axis=1), self.query_mean)
 
+    def picture_vectors(self, frame_vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(frame_vectors[..., :EMBED_DIM], np.float32)
+
     def video_keys(self, frame_vectors: np.ndarray) -> np.ndarray:
         """Mean image embedding per clip: the video path compares pictures with pictures."""
         return l2_normalize(np.asarray(frame_vectors[..., :EMBED_DIM], np.float32).mean(axis=1))
