@@ -101,7 +101,7 @@ def canonical_spec(spec: str) -> str:
 
 def list_encoders() -> list[str]:
     """Specs that load on this machine with no download (plus the CLIP forms, which may need weights)."""
-    return ["v2p-sight", "v2p-tiny", "minilm", "clip:v2p-clip-tiny/random", *SPEC_FORMS[:2]]
+    return ["v2p-sight", "v2p-tiny", "v2p-tiny+image", "minilm", "clip:v2p-clip-tiny/random", *SPEC_FORMS[:2]]
 
 
 # -- loaders: one per kind ------------------------------------------------------------------

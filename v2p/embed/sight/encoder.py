@@ -78,7 +78,7 @@ def frame_views(frame: np.ndarray, cfg: BridgeConfig) -> list[tuple[int, int, in
     centre, which the image embedding also reads), then the grid. ImageNet's classifier names
     the one main object of a photo; a real scene has several, and a person on a skateboard or a
     clock on a tower fills only part of the frame, so smaller squares let each be the main object
-    of one view (coco-mini train: R@5 0.54 -> 0.72, see the README)."""
+    of one view (``benchmarks/sight_eval.py --ablation``; numbers in the README)."""
     return square_crops(frame, cfg.crops) + grid_squares(frame, cfg.grid, cfg.grid_side)
 
 
