@@ -76,7 +76,8 @@ def eval_command(
     weights: Annotated[str | None, typer.Option(help="Rerank weights, e.g. 'frame_max=0.5,consensus=1'.")] = None,
     lm: Annotated[str, typer.Option(help="Fluency LM: auto, bank, none, or a local HF causal LM.")] = "auto",
     cross_encoder: Annotated[bool, typer.Option(help="With --rerank, use the index's trained reranker "
-                                                     "(v2p rerank train) when it has one.")] = True,
+                                                     "(v2p rerank train: the cross-encoder and the image "
+                                                     "term) when it has one.")] = True,
     regenerate: Annotated[bool, typer.Option(help="Render each best answer with the query's generator and compare "
                                                   "it with the query clip (synthetic shards).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
@@ -114,7 +115,9 @@ def eval_command(
                           answer=answer, on_progress=StageProgress(bar), regenerate=regenerate).as_dict()
         report["mode"] = "splice" if splice else ("rerank" if rerank else "plain")
         if rerank or splice:
-            report["reranker"] = "cross-encoder" if reranker.cross is not None else "terms"
+            learned = (["cross-encoder"] if reranker.cross is not None else []) + \
+                (["image term"] if reranker.image_map is not None and reranker.weights.image else [])
+            report["reranker"] = " + ".join(learned) or "terms"
     if as_json:
         print_json(report)
     else:

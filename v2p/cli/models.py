@@ -1,5 +1,5 @@
-"""`v2p lm train` (the rerank fluency prior), `v2p rerank train` (the learned cross-encoder
-reranker) and `v2p train` (a video tower)."""
+"""`v2p lm train` (the rerank fluency prior), `v2p rerank train` (the learned reranker: cross-encoder
+and image term) and `v2p train` (a video tower)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def lm_train(
 
 
 # --------------------------------------------------------------------------- rerank
-rerank_app = typer.Typer(no_args_is_help=True, help="The learned cross-encoder reranker used by --rerank.")
+rerank_app = typer.Typer(no_args_is_help=True, help="The learned reranker used by --rerank (cross-encoder and image term).")
 app.add_typer(rerank_app, name="rerank")
 
 

@@ -74,7 +74,8 @@ def query(
     weights: Annotated[str | None, typer.Option(help="Rerank weights, e.g. 'frame_max=0.5,consensus=1'.")] = None,
     lm: Annotated[str, typer.Option(help="Fluency LM: auto (the index's own), bank, none, or a local HF causal LM.")] = "auto",
     cross_encoder: Annotated[bool, typer.Option(help="With --rerank, use the index's trained reranker "
-                                                     "(v2p rerank train) when it has one.")] = True,
+                                                     "(v2p rerank train: the cross-encoder and the image "
+                                                     "term) when it has one.")] = True,
     feedback_weights: Annotated[bool, typer.Option(help="Rank with the weights fitted to this index's ratings (v2p feedback fit), if any.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, one object per clip.")] = False,
 ):

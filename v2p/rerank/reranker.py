@@ -3,10 +3,12 @@
 For each clip, the K candidates of plain retrieval are rescored by a weighted sum of
 standardised terms (see :mod:`v2p.rerank.terms`): the retrieval score, the fine-grained
 frame-vs-prompt match (mean and max over frames), consensus with the other candidates, a
-language model's fluency prior, and, when the index has one (``v2p rerank train``), the
+language model's fluency prior, and, when the index has them (``v2p rerank train``), the
 learned cross-encoder that reads the clip's frames and each prompt's words together
 (:mod:`v2p.rerank.cross`; it takes the retrieval features in itself, so with it the
-defaults rank by it alone). The clip is decoded and encoded once; the candidates' text
+defaults rank by it instead of the index term) and the image term, a map from the frames'
+picture embedding to the prompt space (:mod:`v2p.rerank.image_map`), added at the weight
+its training chose when it earned its place. The clip is decoded and encoded once; the candidates' text
 vectors are read back from the prompt index when it stores them exactly.
 """
 
@@ -165,7 +167,7 @@ def make_reranker(retriever: Retriever, *, weights: RerankWeights | str | None =
     :class:`RerankWeights` as it is. ``lm``: "auto" (the index's own LM if trained, else none),
     "bank" (the index's, required), "none", or the name/path of a Hugging Face causal LM present
     on this machine. With ``splice`` the LM is loaded even at fluency weight 0: splice orders its
-    phrases with it. ``cross``: "auto" (the index's cross-encoder if trained) or "none"."""
+    phrases with it. ``cross``: "auto" (the index's cross-encoder and image term if trained) or "none"."""
     from v2p.rerank.cross import load_cross_reranker
     from v2p.rerank.lm import LM_DIR, load_fluency_model
 
