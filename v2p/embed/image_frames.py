@@ -2,10 +2,10 @@
 
 A video tower trained into text space keeps what its contrastive loss asked for and little
 else: ``v2p-tiny``'s frame vectors read a subject's shape at 0.31-0.41 (linear probe, six
-shapes, majority 0.19), so the reranker that reads them cannot see shape either. The shipped
-MobileNetV1 image embedding (real ImageNet weights, ``v2p/models/v2p-sight``), given the same
-64-pixel frames, reads shape at 0.94 and colour at 0.89 on another generator's clips. This
-wrapper stores both per frame::
+shapes, majority 0.19), so the reranker that reads them cannot see shape either. With the
+shipped MobileNetV1 image embedding (real ImageNet weights, ``v2p/models/v2p-sight``) of the
+same 64-pixel frames beside them, the probe reads shape at 0.94 on another generator's clips
+(``benchmarks/rerank_eval.py --encoder v2p-tiny+image``). This wrapper stores both per frame::
 
     [0:f]        the inner encoder's frame vector (what it pools, searches and reads motion from)
     [f:f+1024]   MobileNetV1 embedding of the frame's centre square, L2-normalised
