@@ -55,6 +55,12 @@ def heldout_world(out: Path) -> tuple[Path, Path]:
     return bank, queries
 
 
+def encoder_suffix(spec: str) -> str:
+    """'' for the shipped v2p-tiny (the benchmarks' default index and JSON names), else
+    '-<spec>' as a file-name part: v2p-tiny+image -> '-v2p-tiny-image'."""
+    return "" if spec == "v2p-tiny" else "-" + spec.replace("+", "-")
+
+
 def heldout_index(out: Path, name: str, spec: str, *, with_lm: bool = False) -> Path:
     """Index of the held-out bank with ``spec``, keeping the first 1,600 prompts (so ~100 queries are not in it);
     ``with_lm`` also trains the bank language model the rerank fluency term uses. An index built

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import heldout_index, heldout_world, print_table, v2p_cli, write_json  # noqa: E402
+from _common import encoder_suffix, heldout_index, heldout_world, print_table, v2p_cli, write_json  # noqa: E402
 
 from v2p.data.shard import open_shard  # noqa: E402
 from v2p.eval import metrics  # noqa: E402
@@ -49,8 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out) / "heldout"
     _, queries = heldout_world(out)
-    name = "temporal" if args.encoder == "v2p-tiny" else "temporal-" + args.encoder.replace("+", "-")
-    index = heldout_index(out, name, args.encoder, with_lm=True)
+    index = heldout_index(out, "temporal" + encoder_suffix(args.encoder), args.encoder, with_lm=True)
     training = None
     if args.retrain or not (index / CROSS_DIR / "model.safetensors").is_file():
         t0 = time.perf_counter()
@@ -104,10 +103,9 @@ def main() -> None:
     hardest = reports["plain"].meta["breakdown"]["hardest"]
     print_table([{k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in h.items()} for h in hardest],
                 "hardest groups for plain retrieval (R@1, in-bank queries)")
-    suffix = "" if args.encoder == "v2p-tiny" else "-" + args.encoder.replace("+", "-")
-    write_json(out / f"rerank_eval{suffix}.json", {"encoder": args.encoder, "rows": rows, "training": training, "regenerate_ceiling": ceiling,
-                                          "frame_vector_probe": probe,
-                                          "reports": {m: rep.as_dict() for m, rep in reports.items()}})
+    write_json(out / f"rerank_eval{encoder_suffix(args.encoder)}.json",
+               {"encoder": args.encoder, "rows": rows, "training": training, "regenerate_ceiling": ceiling,
+                "frame_vector_probe": probe, "reports": {m: rep.as_dict() for m, rep in reports.items()}})
 
 
 def frame_vector_probe(retriever, shard) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import heldout_index, heldout_world, print_table, write_json  # noqa: E402
+from _common import encoder_suffix, heldout_index, heldout_world, print_table, write_json  # noqa: E402
 
 from v2p.data.shard import open_shard  # noqa: E402
 from v2p.eval.runner import load_queries  # noqa: E402
@@ -40,8 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out) / "heldout"
     _, queries_dir = heldout_world(out)
-    name = "temporal" if args.encoder == "v2p-tiny" else "temporal-" + args.encoder.replace("+", "-")
-    index = heldout_index(out, name, args.encoder, with_lm=True)
+    index = heldout_index(out, "temporal" + encoder_suffix(args.encoder), args.encoder, with_lm=True)
     retriever = Retriever(index)
     weights = RerankWeights(index=1.0, frame_mean=0.25, frame_max=0.25, consensus=0.5, fluency=0.1)
     reranker = Reranker(retriever, weights, fluency=load_fluency_model("bank", index))
@@ -93,9 +92,8 @@ def main() -> None:
              "p95_ms": 1000 * float(np.percentile(v, 95))} for k, v in times.items()]
     print_table(rows, f"per query, K={DEFAULT_K}, {len(queries)} queries, bank of "
                       f"{retriever.index.manifest['prompts']['count']} prompts")
-    suffix = "" if args.encoder == "v2p-tiny" else "-" + args.encoder.replace("+", "-")
-    write_json(out / f"rerank_latency{suffix}.json", {"encoder": args.encoder, "rows": rows,
-                                                     "weights": weights.__dict__})
+    write_json(out / f"rerank_latency{encoder_suffix(args.encoder)}.json",
+               {"encoder": args.encoder, "rows": rows, "weights": weights.__dict__})
 
 
 if __name__ == "__main__":

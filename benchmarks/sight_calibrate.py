@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from v2p.embed.factory import create_encoder  # noqa: E402
 from v2p.embed.sight.bridge import (BRIDGE_FILE, LABEL_VECTORS, MODEL_DIR, BridgeConfig,  # noqa: E402
                                     compute_label_vectors)
-from v2p.embed.sight.encoder import EMBED_DIM, QUERY_MEAN, TEXT_DIM  # noqa: E402
+from v2p.embed.sight.encoder import QUERY_MEAN, TEXT_DIM  # noqa: E402
 
 
 def coco_images(coco: Path, split: str) -> list[Path]:
@@ -44,16 +44,12 @@ def main() -> None:
     (MODEL_DIR / BRIDGE_FILE).write_text(json.dumps({"config": cfg.as_dict()}, indent=2))
 
     from v2p.data.frames import sample_frames
-    from v2p.embed.base import l2_normalize
     from v2p.embed.sight.encoder import SightEncoder
     from v2p._threads import thread_count
 
     sight = SightEncoder(lambda: minilm, threads=thread_count())
     images = coco_images(args.coco, "train2017")
-    clips = [sample_frames(p, 1) for p in images]
-    frames = sight.encode_frames(clips)
-    text = l2_normalize(frames[:, 0, EMBED_DIM:EMBED_DIM + TEXT_DIM])
-    np.save(MODEL_DIR / QUERY_MEAN, text.mean(axis=0).astype(np.float32))
+    np.save(MODEL_DIR / QUERY_MEAN, sight.centring_vector([sample_frames(p, 1) for p in images]))
     (MODEL_DIR / BRIDGE_FILE).write_text(json.dumps({
         "config": cfg.as_dict(),
         "made_by": "python benchmarks/sight_calibrate.py",

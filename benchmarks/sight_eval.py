@@ -142,19 +142,11 @@ def object_label_ceiling(retriever: Retriever, stills: list[LabelledItem], val: 
     return score_labelled(stills, results, bank_ids).as_dict()
 
 
-def centring_mean(encoder, photos: list[Path]) -> np.ndarray:
-    """The centring vector a bridge variant would ship: its mean frame text vector over the
-    tuning photos (coco-mini train2017), as ``benchmarks/sight_calibrate.py`` makes it."""
-    from v2p.data.frames import sample_frames
-    from v2p.embed.base import l2_normalize
-
-    frames = encoder.encode_frames([sample_frames(p, 1) for p in photos])
-    return l2_normalize(encoder._text_part(frames)[:, 0]).mean(axis=0).astype(np.float32)
-
-
 def ablation(retriever: Retriever, stills: list[LabelledItem], tuning_photos: list[Path]) -> list[dict]:
-    """Bridge variants on the val stills, each centred on its own mean over the tuning photos."""
+    """Bridge variants on the val stills, each centred on its own mean over the tuning photos
+    (the centring vector it would ship, as ``benchmarks/sight_calibrate.py`` makes it)."""
     from v2p._threads import thread_count
+    from v2p.data.frames import sample_frames
     from v2p.embed.factory import create_encoder
     from v2p.embed.sight.bridge import BridgeConfig
     from v2p.embed.sight.encoder import SightEncoder
@@ -175,10 +167,11 @@ def ablation(retriever: Retriever, stills: list[LabelledItem], tuning_photos: li
     }
     rows = []
     minilm = create_encoder("minilm")
+    photos = [sample_frames(p, 1) for p in tuning_photos]
     for name, (cfg, centre) in variants.items():
         enc = SightEncoder(lambda: minilm, threads=thread_count())
         enc.cfg = cfg
-        enc.query_mean = centring_mean(enc, tuning_photos) if centre else np.zeros_like(enc.query_mean)
+        enc.query_mean = enc.centring_vector(photos) if centre else np.zeros_like(enc.query_mean)
         report = score_labelled(stills, answer_with(enc, retriever, stills), bank_ids).as_dict()
         rows.append(row(name, "val stills", report))
     return rows

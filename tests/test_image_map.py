@@ -23,7 +23,8 @@ def _world(related: bool, n_prompts: int = 120, clips_per_prompt: int = 2, k: in
     prompts = l2_normalize(rng.standard_normal((n_prompts, 16)))
     clip_prompt = np.repeat(np.arange(n_prompts), clips_per_prompt)
     if related:
-        pictures = prompts[clip_prompt] @ rng.standard_normal((16, 32)) + 0.3 * rng.standard_normal((len(clip_prompt), 32))
+        mixing = rng.standard_normal((16, 32))
+        pictures = prompts[clip_prompt] @ mixing + 0.3 * rng.standard_normal((len(clip_prompt), 32))
     else:
         pictures = rng.standard_normal((len(clip_prompt), 32))
     pictures = l2_normalize(pictures.astype(np.float32))

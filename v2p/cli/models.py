@@ -43,7 +43,8 @@ def lm_train(
 
 
 # --------------------------------------------------------------------------- rerank
-rerank_app = typer.Typer(no_args_is_help=True, help="The learned reranker used by --rerank (cross-encoder and image term).")
+rerank_app = typer.Typer(no_args_is_help=True,
+                         help="The learned reranker used by --rerank (cross-encoder and image term).")
 app.add_typer(rerank_app, name="rerank")
 
 

@@ -56,16 +56,12 @@ class ImageEmbedder:
         return model
 
     def _embed(self, frame: np.ndarray) -> np.ndarray:
-        import cv2
-
         from v2p.embed.sight.encoder import square_crops
+        from v2p.embed.sight.tflite import resize_to
 
         model = self._model()
         top, left, side = square_crops(frame, 1)[0]
-        h, w = model.input_size
-        square = frame[top:top + side, left:left + side]
-        interp = cv2.INTER_AREA if side > h else cv2.INTER_LINEAR
-        return model(cv2.resize(square, (w, h), interpolation=interp)).reshape(-1)
+        return model(resize_to(frame[top:top + side, left:left + side], model.input_size)).reshape(-1)
 
     def __call__(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 clips [n] of [t, H, W, 3] -> L2-normalised float32 [n, t, 1024]."""

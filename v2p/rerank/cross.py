@@ -554,9 +554,7 @@ def train_cross_reranker(index_dir: str | Path, cfg: CrossTrainConfig = CrossTra
               "val_gain": list(fit.gain) if fit.gain else None, "keeps_retrieval_order": fit.best_epoch == 0,
               "epochs_run": sum(h["epoch"] > 0 for h in fit.history), "history": fit.history,
               "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-              "image_map": ({k: v for k, v in image_map.record.items() if k != "trials"}
-                            | {"alpha": image_map.alpha, "term_weight": image_map.term_weight}
-                            if image_map is not None else None),
+              "image_map": image_map.summary() if image_map is not None else None,
               "seconds": time.perf_counter() - t0, **(provenance or {})}
     (folder / "training.json").write_text(json.dumps(record, indent=2))
     return CrossTrainResult(model, fit.history, record)

@@ -28,6 +28,7 @@ import numpy as np
 
 from v2p.embed.base import l2_normalize
 from v2p.errors import V2PError
+from v2p.rerank.terms import zscore
 
 IMAGE_MAP_FILE = "image_map.npz"
 IMAGE_MAP_RECORD = "image_map.json"
@@ -49,6 +50,11 @@ class ImageMap:
 
     def project(self, pictures: np.ndarray) -> np.ndarray:
         return l2_normalize((np.asarray(pictures, np.float32) - self.mean_x) @ self.weights + self.mean_y)
+
+    def summary(self) -> dict:
+        """What the training record keeps: the choice and its check, without every trial."""
+        return {k: v for k, v in self.record.items() if k != "trials"} | {"alpha": self.alpha,
+                                                                          "term_weight": self.term_weight}
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -79,11 +85,6 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, n
     gram = xc.T @ xc + alpha * np.eye(x.shape[1], dtype=np.float64)
     w = np.linalg.solve(gram, xc.T @ (y - mean_y))
     return mean_x.astype(np.float32), mean_y.astype(np.float32), w.astype(np.float32)
-
-
-def _zscore(values: np.ndarray) -> np.ndarray:
-    """Standardise each list (row) over its candidates, as the rerank terms are."""
-    return (values - values.mean(axis=1, keepdims=True)) / (values.std(axis=1, keepdims=True) + 1e-9)
 
 
 def out_of_fold_scores(pictures: np.ndarray, clip_prompt: np.ndarray, prompt_vectors: np.ndarray,
@@ -121,12 +122,12 @@ def fit_image_map(pictures: np.ndarray, clip_prompt: np.ndarray, prompt_vectors:
 
     if len(np.unique(clip_prompt)) < FOLDS:
         raise V2PError(f"the image map needs clips of at least {FOLDS} prompts; the bank has fewer")
-    base = _zscore(retrieval.astype(np.float64))
+    base = zscore(retrieval.astype(np.float64))
     n = len(positive)
     plain_hits = (np.argmax(base, axis=1) == positive).astype(float)
     trials, best = [], None
     for alpha in ALPHAS:
-        image = _zscore(out_of_fold_scores(pictures, clip_prompt, prompt_vectors, list_clips, list_rows, alpha,
+        image = zscore(out_of_fold_scores(pictures, clip_prompt, prompt_vectors, list_clips, list_rows, alpha,
                                            seed=seed).astype(np.float64))
         for weight in TERM_WEIGHTS:
             hits = (np.argmax(base + weight * image, axis=1) == positive).astype(float)

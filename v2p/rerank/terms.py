@@ -11,12 +11,14 @@ import numpy as np
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
-    """Standardise over the candidate list; a constant term becomes all zeros (no information)."""
+    """Standardise over the candidate list (the last axis: one list, or a row per list); a
+    constant term becomes all zeros (no information)."""
     values = np.asarray(values, dtype=np.float64)
-    std = values.std()
-    if len(values) == 0 or std < 1e-9:
+    if values.shape[-1] == 0:
         return np.zeros_like(values)
-    return (values - values.mean()) / std
+    std = values.std(axis=-1, keepdims=True)
+    centred = values - values.mean(axis=-1, keepdims=True)
+    return np.where(std < 1e-9, 0.0, centred / np.maximum(std, 1e-9))
 
 
 def frame_scores(frame_text: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from v2p.data.motion import MOTION_FEATURES, CameraMotion, clip_motion_features,
 from v2p.embed.base import Encoder, ProgressFn, l2_normalize
 from v2p.embed.sight.bridge import (MODEL_DIR, BridgeConfig, frame_text_vectors, load_label_vectors, pool_views,
                                     to_query_space)
-from v2p.embed.sight.tflite import TFLiteModel
+from v2p.embed.sight.tflite import TFLiteModel, resize_to
 from v2p.errors import EncoderSpecError
 
 SPEC = "v2p-sight"
@@ -157,13 +157,6 @@ class SightEncoder(Encoder):
         return self.text.encode_text(texts, batch_size=batch_size, on_progress=on_progress)
 
     # -- frames ------------------------------------------------------------------------------
-    def _resized(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        import cv2
-
-        h, w = size
-        interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
-        return cv2.resize(image, (w, h), interpolation=interp)
-
     def _read_frame(self, frame: np.ndarray, segment: bool, j: int, frames: int
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Frame ``j`` of a ``frames``-frame clip: (class probabilities pooled over the views it
@@ -176,12 +169,12 @@ class SightEncoder(Encoder):
         resized = {}
         for v in {0, *read}:
             top, left, side = boxes[v]
-            resized[v] = self._resized(frame[top:top + side, left:left + side], size)
+            resized[v] = resize_to(frame[top:top + side, left:left + side], size)
         probs = pool_views(np.stack([classifier(resized[v]) for v in read]), self.cfg.view_pooling)
         centre = resized[0]
         areas = None
         if segment:
-            classes = segmenter(self._resized(frame, segmenter.input_size))
+            classes = segmenter(resize_to(frame, segmenter.input_size))
             counts = np.bincount(np.asarray(classes, np.int64).ravel(), minlength=PASCAL_CLASSES)[:PASCAL_CLASSES]
             areas = counts / max(classes.size, 1)
         return probs, embedder(centre).reshape(-1), areas
@@ -212,6 +205,12 @@ class SightEncoder(Encoder):
                                                                           self.label_vectors, self.cfg)
             out[i, :, EMBED_DIM + TEXT_DIM:] = motion_jobs[i].result()
         return out
+
+    def centring_vector(self, photos: Sequence[np.ndarray]) -> np.ndarray:
+        """Mean unit text vector of real photos (one-frame clips [1, H, W, 3]) under this
+        encoder's bridge: the :data:`QUERY_MEAN` that ``benchmarks/sight_calibrate.py`` ships."""
+        frames = self.encode_frames(photos)
+        return l2_normalize(self._text_part(frames)[:, 0]).mean(axis=0).astype(np.float32)
 
     def _text_part(self, frame_vectors: np.ndarray) -> np.ndarray:
         return np.asarray(frame_vectors[..., EMBED_DIM:EMBED_DIM + TEXT_DIM], np.float32)

@@ -13,6 +13,16 @@ import numpy as np
 from v2p.errors import EncoderSpecError
 
 
+def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H, W, 3] -> [h, w, 3] for a model's input ``size`` (h, w): area averaging when
+    shrinking, bilinear when growing."""
+    import cv2
+
+    h, w = size
+    interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(image, (w, h), interpolation=interp)
+
+
 class TFLiteModel:
     """A single-input, single-output TFLite model called one image at a time (batch 1 graphs)."""
 
