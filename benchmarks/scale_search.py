@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--also", default="", help="';'-separated extra factories (e.g. HNSW32,SQ8)")
+    ap.add_argument("--factories", default="", help="';'-separated factories to build instead of Flat and the "
+                    "tuner's candidates (exploring; no verdict table)")
+    ap.add_argument("--train-max", type=int, default=None, help="cap on IVF training vectors (default: the build's rule)")
     ap.add_argument("--max-ms", type=float, default=2.0, help="latency bar for one query per call")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args()
@@ -86,10 +89,13 @@ def main() -> None:
     candidates = candidate_factories(n, bank.shape[1], budget)
     factories = ["Flat"] + [f for f in candidates if f != "Flat"]
     factories = list(dict.fromkeys(factories + [f for f in args.also.split(";") if f]))  # each built once
+    if args.factories:
+        factories, candidates = [f for f in args.factories.split(";") if f], []
     rows, chosen = [], {}
     for factory in factories:
         t0 = time.perf_counter()
-        train = bank[np.linspace(0, n - 1, training_size(factory, n)).astype(np.int64)]
+        size = min(training_size(factory, n), args.train_max or n)
+        train = bank[np.linspace(0, n - 1, size).astype(np.int64)]
         index = faiss_ops.build_index(factory, bank.shape[1], train, (bank[s:s + 200_000] for s in range(0, n, 200_000)))
         build_s = time.perf_counter() - t0
         path = out / f"scale_{factory.replace(',', '_')}.faiss"
@@ -115,9 +121,10 @@ def main() -> None:
     print_table(rows, f"prompt index, {n} x {bank.shape[1]} real MiniLM vectors, budget {args.budget}, "
                       f"target recall@10 {args.target}")
     verdicts = [verdict(kind, result, args.max_ms) for kind, result in chosen.items()]
-    print_table(verdicts, f"the tuner's choice per clip encoder (candidates: {', '.join(candidates)}), "
+    if verdicts:
+        print_table(verdicts, f"the tuner's choice per clip encoder (candidates: {', '.join(candidates)}), "
                           f"bar: recall@10 >= {args.target} at <= {args.max_ms} ms within {args.budget}")
-    write_json(out / "scale_search.json", {"n": n, "dim": int(bank.shape[1]), "budget": args.budget,
+    write_json(out / ("scale_search-explore.json" if args.factories else "scale_search.json"), {"n": n, "dim": int(bank.shape[1]), "budget": args.budget,
                                            "target": args.target, "max_ms": args.max_ms,
                                            "candidates": candidates, "rows": rows, "chosen": verdicts})
 
