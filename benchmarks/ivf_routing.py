@@ -100,10 +100,10 @@ def main() -> None:
         ways = {"query": ranks,
                 "feedback": list_ranks(scores / np.linalg.norm(q, axis=1, keepdims=True) + means @ centroids.T),
                 "feedback only": list_ranks(means @ centroids.T)}
+        holding = round(float(np.mean([len(set(t)) for t in truth_lists])), 2)
         for way, r in ways.items():
             deepest = np.take_along_axis(r, truth_lists, axis=1).max(axis=1)
-            rows.append({"queries": kind, "lists ranked by": way,
-                         "lists holding top 10": round(float(np.mean([len(set(t)) for t in truth_lists])), 2),
+            rows.append({"queries": kind, "lists ranked by": way, "lists holding top 10": holding,
                          "deepest, median": int(np.median(deepest) + 1),
                          **{f"R@10 nprobe {p}": v for p, v in recall_by_nprobe(r, truth_lists).items()}})
         print_table(rows[-len(ways):], kind)

@@ -112,7 +112,7 @@ def main() -> None:
                 chosen[kind] = tuned
             rows.append({"factory": factory, "queries": kind, "size_MB": round(size_mb, 1),
                          "build_s": round(build_s, 1), "recall@10_nprobe32": round(default, 3),
-                         "tuned": ",".join(f"{k}={v}" for k, v in tuned.params.items()) or "exact",
+                         "tuned": params_text(tuned.params),
                          "recall@10_tuned": tuned.recall_at_10, "ms_1q": round(tuned.latency_ms, 3),
                          "batch_qps": round(qps), "met": tuned.met})
             print_table(rows[-1:], f"{factory} / {kind}")
@@ -129,10 +129,14 @@ def main() -> None:
                                            "candidates": candidates, "rows": rows, "chosen": verdicts})
 
 
+def params_text(params: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items()) or "exact"
+
+
 def verdict(kind: str, result: TuneResult, max_ms: float) -> dict:
     """One clip encoder's auto-chosen index against the bar (every candidate fits the budget)."""
     return {"queries": kind, "chosen": result.factory,
-            "tuned": ",".join(f"{k}={v}" for k, v in result.params.items()) or "exact",
+            "tuned": params_text(result.params),
             "recall@10": result.recall_at_10, "ms_1q": round(result.latency_ms, 3),
             "meets_bar": bool(result.met and result.latency_ms <= max_ms)}
 

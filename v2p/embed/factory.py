@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from v2p.embed.base import Encoder, cuda_may_be_present, pick_device
+from v2p.embed.image_frames import IMAGE_SUFFIX
 from v2p.errors import EncoderSpecError
 
 DEFAULT_ENCODER = "v2p-sight"  # measured best on real images and clips (README, "Measured")
 SPEC_FORMS = ("clip:<model>/<pretrained>", "clip:<model>@<checkpoint>", "clip:<model>/random", "minilm",
               "v2p-sight", "v2p-tiny", "v2p:<model dir>", "<video spec>+image")
-IMAGE_SUFFIX = "+image"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import numpy as np
 
 from v2p.embed.base import Encoder, ProgressFn, l2_normalize
 
-SUFFIX = "+image"
+IMAGE_SUFFIX = "+image"  # the spec suffix (v2p.embed.factory parses it)
 IMAGE_DIM = 1024
 
 
@@ -82,9 +82,9 @@ class ImageFramesEncoder(Encoder):
 
     def __init__(self, inner: Encoder, embedder: ImageEmbedder):
         if not inner.has_video:
-            raise ValueError(f"{inner.spec}{SUFFIX}: {inner.spec} encodes no video")
+            raise ValueError(f"{inner.spec}{IMAGE_SUFFIX}: {inner.spec} encodes no video")
         self.inner, self.embedder = inner, embedder
-        self.spec = inner.spec + SUFFIX
+        self.spec = inner.spec + IMAGE_SUFFIX
         self.dim = inner.dim
         self.inner_frame_dim = inner.frame_dim
         self.frame_dim = inner.frame_dim + IMAGE_DIM

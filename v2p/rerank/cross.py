@@ -470,12 +470,15 @@ def fit_bank_image_map(retriever, videos: np.ndarray, lists: TrainingLists, *, s
     """The image term (:mod:`v2p.rerank.image_map`) fitted on the sampled bank videos and the
     mined lists; None when the index's encoder stores no picture vectors."""
     index, enc = retriever.index, retriever.encoder
-    chunks = [clip_pictures(enc, read_frames(index.video_frames, videos[s:s + 1024]))
-              for s in range(0, len(videos), 1024)]
-    truth = index.videos_table.column("prompt_row").to_numpy()
-    clip_prompt = truth[videos]
-    if not chunks or chunks[0] is None or len(np.unique(clip_prompt)) < FOLDS:
+    clip_prompt = index.videos_table.column("prompt_row").to_numpy()[videos]
+    if not len(videos) or len(np.unique(clip_prompt)) < FOLDS:
         return None
+    chunks = []
+    for s in range(0, len(videos), 1024):  # the first chunk tells whether the frames carry pictures
+        chunk = clip_pictures(enc, read_frames(index.video_frames, videos[s:s + 1024]))
+        if chunk is None:
+            return None
+        chunks.append(chunk)
     pictures = np.concatenate(chunks)
     rows = np.unique(np.concatenate([clip_prompt, lists.rows.ravel()]))
     texts = index.prompts_table.column("prompt").take(rows).to_pylist()
